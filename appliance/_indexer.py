@@ -1,0 +1,282 @@
+"""The ingest pipeline: files → parse → chunk → embed → store, with the catalog as ledger.
+
+Crash safety: a content is marked ``indexing`` in the catalog before its first point is
+written and ``indexed`` only after the store is flushed. Point ids are deterministic, so a
+replay overwrites. :meth:`Indexer.recover` (run before every ingest and search session)
+deletes the points of any content a crash left half-written, so no half-indexed document
+is ever served and the next run indexes it afresh.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from embeddings import Encoder
+from ingest import (
+    Catalog,
+    Chunk,
+    Chunker,
+    Limits,
+    ParsedDocument,
+    ParseWorker,
+    document_id,
+    format_of,
+    precheck,
+    walk,
+)
+from retrieval import Analyzer, IndexedChunk, Source, VectorStore
+from security import FileTooLargeError, IngestError, sha256_file
+
+Status = Literal["indexed", "updated", "deduplicated", "unchanged", "failed", "removed"]
+_EMBED_BATCH = 64
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    status: Status
+    chunks: int = 0
+    pages: int = 0
+    error: str = ""
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+    recovered: int = 0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def chunks(self) -> int:
+        return sum(o.chunks for o in self.outcomes)
+
+    @property
+    def pages(self) -> int:
+        return sum(o.pages for o in self.outcomes)
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to draw its progress bar."""
+
+    on_total: Callable[[int], None] = lambda total: None
+    on_file: Callable[[FileOutcome], None] = lambda outcome: None
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    size: int
+    mtime_ns: int
+    fmt: str
+    content_hash: str
+    parse: Future[ParsedDocument] | None = None
+
+
+class Indexer:
+    """Runs ingests against one catalog, store and encoder."""
+
+    def __init__(self, *, catalog: Catalog, store: VectorStore, encoder: Encoder,
+                 analyzer: Analyzer, chunker: Chunker, worker: ParseWorker,
+                 limits: Limits) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.encoder = encoder
+        self.analyzer = analyzer
+        self.chunker = chunker
+        self.worker = worker
+        self.limits = limits
+
+    # -- recovery ----------------------------------------------------------------------
+    def recover(self) -> int:
+        """Purge contents a previous run left half-indexed. Returns how many."""
+        unfinished = self.catalog.unfinished_contents()
+        for content_hash in unfinished:
+            self.store.delete_content(content_hash)
+            if not self.catalog.is_referenced(content_hash):
+                self.catalog.drop_content(content_hash)
+        if unfinished:
+            self.store.flush()
+        return len(unfinished)
+
+    # -- ingest ------------------------------------------------------------------------
+    def ingest(self, roots: Sequence[Path], *, sync: bool = False,
+               progress: Progress | None = None) -> IngestReport:
+        progress = progress or Progress()
+        started = time.perf_counter()
+        report = IngestReport(recovered=self.recover())
+        files = list(walk(roots))
+        progress.on_total(len(files))
+
+        def record(outcome: FileOutcome) -> None:
+            report.outcomes.append(outcome)
+            progress.on_file(outcome)
+
+        candidates = self._screen(files, record)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="greffier-parse") as pool:
+            scheduled: set[str] = set()
+            # Parse ahead of embedding: the worker process parses file n+1 while this
+            # process embeds file n.
+            for candidate in candidates:
+                if candidate.content_hash not in scheduled:
+                    scheduled.add(candidate.content_hash)
+                    candidate.parse = pool.submit(self.worker.parse, candidate.path,
+                                                  candidate.fmt)
+            for candidate in candidates:
+                record(self._process(candidate))
+        if sync:
+            for outcome in self._sync(roots, {str(p) for p in files}):
+                record(outcome)
+        self.catalog.set_meta("last_ingest", str(time.time()))
+        if sync:
+            self.catalog.set_meta("last_sync", str(time.time()))
+        self.store.optimize()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _screen(self, files: Iterable[Path],
+                record: Callable[[FileOutcome], None]) -> list[_Candidate]:
+        """Classify files cheaply; return those that need work, in order."""
+        model_id = self.encoder.identity.id
+        out: list[_Candidate] = []
+        for path in files:
+            key = str(path)
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                record(FileOutcome(key, "failed", error="OSError", message=str(exc)))
+                continue
+            size, mtime = stat.st_size, stat.st_mtime_ns
+            doc = self.catalog.document(key)
+            if doc and (doc.size, doc.mtime_ns) == (size, mtime) and self._current(
+                    doc.content_hash, model_id):
+                record(FileOutcome(key, "unchanged"))
+                continue
+            failure = self.catalog.failure(key)
+            if failure and (failure.size, failure.mtime_ns) == (size, mtime):
+                record(FileOutcome(key, "failed", error=failure.error,
+                                   message=f"{failure.message} (unchanged since last attempt)"))
+                continue
+            try:
+                fmt = format_of(path)
+                precheck(path, fmt, self.limits)
+                content_hash = sha256_file(path)
+            except IngestError as exc:
+                self._fail(key, size, mtime, exc, record)
+                continue
+            except OSError as exc:
+                record(FileOutcome(key, "failed", error="OSError", message=str(exc)))
+                continue
+            if doc and doc.content_hash == content_hash and self._current(content_hash, model_id):
+                # Touched but not modified: remember the new mtime, nothing to re-index.
+                self.catalog.link(key, content_hash, size, mtime, fmt)
+                record(FileOutcome(key, "unchanged"))
+                continue
+            out.append(_Candidate(path, size, mtime, fmt, content_hash))
+        return out
+
+    def _current(self, content_hash: str, model_id: str) -> bool:
+        return self.catalog.content_status(content_hash) == ("indexed", model_id)
+
+    def _fail(self, key: str, size: int, mtime: int, exc: IngestError,
+              record: Callable[[FileOutcome], None]) -> None:
+        self.catalog.record_failure(key, size, mtime, type(exc).__name__, str(exc))
+        record(FileOutcome(key, "failed", error=type(exc).__name__, message=str(exc)))
+
+    def _process(self, c: _Candidate) -> FileOutcome:
+        key = str(c.path)
+        existing = self.catalog.document(key)
+        status: Status = "updated" if existing else "indexed"
+        model_id = self.encoder.identity.id
+        if self._current(c.content_hash, model_id):
+            if c.parse is not None:
+                c.parse.cancel()
+            self._link(key, c)
+            return FileOutcome(key, "deduplicated")
+        if c.parse is None:  # an identical file earlier in this batch failed
+            failure = self.catalog.failure(key)
+            return FileOutcome(key, "failed", error="IngestError",
+                               message=failure.message if failure else "identical file failed")
+        try:
+            parsed = c.parse.result()
+            chunks = self.chunker.chunk(parsed, c.content_hash)
+            if parsed.chars > self.limits.max_document_chars:
+                raise FileTooLargeError(
+                    f"The document holds {parsed.chars:,} characters, above the "
+                    f"{self.limits.max_document_chars:,} limit.",
+                    hint="Split it, or raise ingest.max_document_chars.")
+        except IngestError as exc:
+            self.catalog.record_failure(key, c.size, c.mtime_ns, type(exc).__name__, str(exc))
+            return FileOutcome(key, "failed", error=type(exc).__name__, message=str(exc))
+        self._index(c, chunks, self._sources_after_link(key, c.content_hash))
+        self.catalog.finish_content(c.content_hash, parsed.pages, len(chunks))
+        self._link(key, c)
+        return FileOutcome(key, status, chunks=len(chunks), pages=parsed.pages)
+
+    def _index(self, c: _Candidate, chunks: list[Chunk], sources: tuple[Source, ...]) -> None:
+        model_id = self.encoder.identity.id
+        self.catalog.begin_content(c.content_hash, c.fmt, model_id)
+        self.store.delete_content(c.content_hash)  # a re-embed may have fewer chunks
+        for start in range(0, len(chunks), _EMBED_BATCH):
+            batch = chunks[start:start + _EMBED_BATCH]
+            vectors = self.encoder.encode_passages([chunk.text for chunk in batch])
+            self.store.upsert([
+                IndexedChunk(chunk=chunk, dense=vector,
+                             sparse=self.analyzer.document_vector(chunk.text, chunk.lang),
+                             sources=sources, model_id=model_id)
+                for chunk, vector in zip(batch, vectors, strict=True)
+            ])
+        self.store.flush()
+
+    def _sources_after_link(self, key: str, content_hash: str) -> tuple[Source, ...]:
+        others = [d for d in self.catalog.documents_of(content_hash) if d.path != key]
+        current = self.catalog.document(key)
+        version = 1 if current is None else current.version + (
+            current.content_hash != content_hash)
+        sources = [Source(d.doc_id, d.path, d.version) for d in others]
+        sources.append(Source(document_id(key), key, version))
+        return tuple(sorted(sources, key=lambda s: s.path))
+
+    def _link(self, key: str, c: _Candidate) -> None:
+        sources = self._sources_after_link(key, c.content_hash)
+        previous = self.catalog.link(key, c.content_hash, c.size, c.mtime_ns, c.fmt)
+        self.store.set_sources(c.content_hash, sources)
+        if previous is not None:
+            self._release(previous)
+        self.store.flush()
+
+    def _release(self, content_hash: str) -> None:
+        """A content lost a document: drop it if no document uses it any more."""
+        if self.catalog.is_referenced(content_hash):
+            docs = self.catalog.documents_of(content_hash)
+            self.store.set_sources(content_hash,
+                                   tuple(Source(d.doc_id, d.path, d.version) for d in docs))
+        else:
+            self.store.delete_content(content_hash)
+            self.catalog.drop_content(content_hash)
+
+    def _sync(self, roots: Sequence[Path], seen: set[str]) -> list[FileOutcome]:
+        prefixes = [str(r.resolve()) for r in roots]
+        gone = [
+            d for d in self.catalog.documents()
+            if d.path not in seen and any(
+                d.path == p or d.path.startswith(p.rstrip("/") + "/") for p in prefixes)
+        ]
+        outcomes = []
+        for doc in gone:
+            previous = self.catalog.unlink(doc.path)
+            if previous is not None:
+                self._release(previous)
+            outcomes.append(FileOutcome(doc.path, "removed"))
+        if gone:
+            self.store.flush()
+        return outcomes

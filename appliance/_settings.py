@@ -1,0 +1,141 @@
+"""Typed settings: ``greffier.toml`` overlaid by ``GREFFIER_*`` environment variables.
+
+Nested fields use ``__`` in environment names: ``GREFFIER_STORE__BACKEND=server``.
+Unsafe combinations are refused at start, with the fix in the message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from security import ConfigError
+
+CONFIG_ENV = "GREFFIER_CONFIG"
+DEFAULT_CONFIG_PATHS = (Path("greffier.toml"), Path("/etc/greffier/greffier.toml"))
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: int = Field(200, ge=1, description="Largest binary document accepted (MB).")
+    max_text_mb: int = Field(10, ge=1, description="Largest text-like file accepted (MB).")
+    max_unpacked_mb: int = Field(512, ge=1, description="Zip-based documents: unpacked cap.")
+    max_document_chars: int = Field(5_000_000, ge=1000, description="Text cap per document.")
+    parse_timeout_s: float = Field(180.0, gt=0, description="Time limit to parse one file.")
+    parse_memory_mb: int = Field(4096, ge=256, description="Memory cap of a parse worker.")
+    ocr_languages: list[str] = Field(["fra", "eng"], description="Tesseract languages.")
+    chunk_max_chars: int = Field(1200, ge=200, description="Largest chunk, in characters.")
+
+
+class EmbeddingSettings(BaseModel):
+    model_dir: Path | None = Field(None, description="Model folder; default: bundled dev model.")
+    model_name: str = Field("all-MiniLM-L6-v2", description="Name recorded with each chunk.")
+    model_languages: list[str] = Field(["en"], description="Languages the model covers.")
+    query_prefix: str = Field("", description="Prepended to queries (E5: 'query: ').")
+    passage_prefix: str = Field("", description="Prepended to passages (E5: 'passage: ').")
+    batch_size: int = Field(32, ge=1, description="Passages per encoder batch.")
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["embedded", "server"] = Field("embedded", description="Qdrant back-end.")
+    url: str | None = Field(None, description="Qdrant server URL (backend = server).")
+    api_key: SecretStr | None = Field(None, description="Qdrant API key (backend = server).")
+    collection: str = Field("greffier", description="Collection name (backend = server).")
+    hnsw_ef: int = Field(128, ge=8, description="HNSW search breadth.")
+
+
+class SearchSettings(BaseModel):
+    k: int = Field(10, ge=1, le=200, description="Passages returned by default.")
+    candidates: int = Field(50, ge=1, le=1000, description="Candidates per leg before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    foreign_dense_weight: float = Field(
+        0.25, ge=0, le=1, description="Dense weight for queries outside the model's languages.")
+
+
+class SecuritySettings(BaseModel):
+    allowed_hosts: list[str] = Field(
+        [], description="Hosts the appliance may connect to besides loopback.")
+
+
+class Settings(BaseSettings):
+    """All of Greffier's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GREFFIER_", env_nested_delimiter="__", extra="forbid",
+    )
+
+    env: Literal["production", "development"] = Field(
+        "production", description="Development relaxes nothing yet; reserved for the API.")
+    data_dir: Path = Field(Path("/var/lib/greffier"), description="Holds all state.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
+    security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the TOML file (passed as init values), then defaults.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.store.backend == "server":
+            if not self.store.url:
+                raise ValueError("store.backend = 'server' needs store.url")
+            parsed = urlparse(self.store.url)
+            local = _is_loopback(parsed.hostname or "")
+            if not local and parsed.scheme != "https":
+                raise ValueError(
+                    "store.url must use https for a remote Qdrant (the API key would travel "
+                    "in clear)")
+            if not local and self.store.api_key is None:
+                raise ValueError("a remote Qdrant needs store.api_key")
+        return self
+
+    def resolved(self) -> Settings:
+        return self.model_copy(update={"data_dir": self.data_dir.expanduser().resolve()})
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (explicit, ``$GREFFIER_CONFIG``, ./greffier.toml, /etc/greffier)."""
+    path = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is None:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"Cannot read the configuration {path}: {exc}",
+                              hint="Fix the file or point GREFFIER_CONFIG elsewhere.") from exc
+    data.update(overrides)
+    try:
+        return Settings(**data).resolved()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"Invalid configuration: {problems}",
+                          hint="See the configuration reference in README.md.") from exc

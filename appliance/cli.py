@@ -1,0 +1,201 @@
+"""The ``greffier`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, get_args
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from retrieval import SearchFilter, SearchResult
+from security import GreffierError
+
+from ._appliance import Appliance
+from ._indexer import FileOutcome, IngestReport, Status
+from ._indexer import Progress as IngestProgress
+from ._settings import load_settings
+
+_FILTER_KEYS = {"doc": "doc_ids", "lang": "langs", "format": "formats"}
+
+
+@click.group()
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Configuration file (default: $GREFFIER_CONFIG, ./greffier.toml, "
+              "/etc/greffier/greffier.toml).")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Greffier: your documents, searchable and answerable, on your own box."""
+    ctx.obj = config
+
+
+def _open(ctx: click.Context) -> Appliance:
+    return Appliance.open(load_settings(ctx.obj))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--sync", is_flag=True, help="Also remove documents whose files are gone.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, as_json: bool) -> None:
+    """Ingest files and folders (only new or changed files are re-indexed)."""
+    console = Console(stderr=True)
+    with _open(ctx) as app, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]}"), TimeElapsedColumn(),
+        console=console, disable=as_json or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("files", total=None, chunks=0, rate="")
+        started = time.perf_counter()
+        totals = {"chunks": 0}
+
+        def on_file(outcome: FileOutcome) -> None:
+            totals["chunks"] += outcome.chunks
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            bar.update(task, advance=1, chunks=totals["chunks"],
+                       rate=f"{totals['chunks'] / elapsed:.1f} chunks/s")
+            if outcome.status == "failed" and not as_json:
+                bar.console.print(f"[red]✗[/] {outcome.path}: {outcome.message}")
+
+        report = app.indexer.ingest(
+            list(paths), sync=sync,
+            progress=IngestProgress(on_total=lambda n: bar.update(task, total=n), on_file=on_file))
+    if as_json:
+        click.echo(json.dumps(_report_dict(report), indent=2))
+    else:
+        _print_report(report)
+    if report.count("failed"):
+        sys.exit(3)
+
+
+def _report_dict(report: IngestReport) -> dict[str, Any]:
+    statuses: tuple[Status, ...] = get_args(Status)
+    return {"summary": {s: report.count(s) for s in statuses} | {
+                "chunks": report.chunks, "pages": report.pages,
+                "seconds": round(report.seconds, 2), "recovered": report.recovered},
+            "files": [asdict(o) for o in report.outcomes]}
+
+
+def _print_report(report: IngestReport) -> None:
+    console = Console()
+    summary = _report_dict(report)["summary"]
+    console.print(
+        f"{summary['indexed']} indexed, {summary['updated']} updated, "
+        f"{summary['deduplicated']} deduplicated, {summary['unchanged']} unchanged, "
+        f"{summary['removed']} removed, [red]{summary['failed']} failed[/] — "
+        f"{summary['chunks']} chunks, {summary['pages']} pages in {summary['seconds']} s")
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    if failed:
+        table = Table("file", "error", "what happened", title="Files not ingested")
+        for o in failed:
+            table.add_row(o.path, o.error, o.message)
+        console.print(table)
+
+
+def _parse_filters(filters: tuple[str, ...]) -> SearchFilter | None:
+    values: dict[str, list[str]] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or key not in _FILTER_KEYS:
+            raise click.BadParameter(f"{item!r}: use doc=ID, lang=fr|en or format=pdf",
+                                     param_hint="--filter")
+        values.setdefault(_FILTER_KEYS[key], []).append(value)
+    if not values:
+        return None
+    return SearchFilter(**{k: tuple(v) for k, v in values.items()})
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--k", "k", type=click.IntRange(1, 200), default=None, help="Passages to return.")
+@click.option("--filter", "filters", multiple=True, help="doc=ID, lang=fr, format=pdf (repeat).")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.pass_context
+def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ...], mode: str,
+           as_json: bool) -> None:
+    """Search the documents (hybrid dense + BM25 by default)."""
+    flt = _parse_filters(filters)
+    with _open(ctx) as app:
+        result = app.searcher.search(query, k=k or app.settings.search.k, flt=flt,
+                                     mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(_result_dict(result), indent=2, ensure_ascii=False))
+        return
+    table = Table("#", "score", "document", "page", "section", "passage",
+                  title=f"{len(result.passages)} passages for {query!r}")
+    for rank, p in enumerate(result.passages, start=1):
+        snippet = " ".join(p.text.split())[:160]
+        table.add_row(str(rank), f"{p.score:.4f}", Path(p.path).name, str(p.page or ""),
+                      p.section[:40], snippet)
+    Console().print(table)
+
+
+def _result_dict(result: SearchResult) -> dict[str, Any]:
+    return {
+        "query": result.query, "mode": result.mode, "query_lang": result.query_lang,
+        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        "passages": [
+            {"rank": i, "score": p.score, "chunk_id": p.chunk_id, "doc_id": p.doc_id,
+             "path": p.path, "version": p.version, "page": p.page, "section": p.section,
+             "lang": p.lang, "format": p.format, "kind": p.kind, "content_hash": p.content_hash,
+             "text": p.text, "also_in": [s.path for s in p.sources[1:]]}
+            for i, p in enumerate(result.passages, start=1)
+        ],
+    }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Documents, chunks, formats, last sync, model identity and store back-end."""
+    with _open(ctx) as app:
+        stats = app.catalog.stats()
+        ident = app.encoder.identity
+        last_sync = app.catalog.get_meta("last_sync")
+        last_ingest = app.catalog.get_meta("last_ingest")
+        info: dict[str, Any] = {
+            **stats,
+            "points": app.store.count(),
+            "last_ingest": _iso(last_ingest), "last_sync": _iso(last_sync),
+            "model": {"name": ident.name, "weights_sha256": ident.weights_sha256,
+                      "dim": ident.dim, "id": ident.id},
+            "stale_contents": len(app.catalog.stale_contents(ident.id)),
+            "store": {"backend": app.settings.store.backend, "location":
+                      str(app.settings.data_dir / "qdrant") if app.settings.store.backend ==
+                      "embedded" else app.settings.store.url},
+            "data_dir": str(app.settings.data_dir),
+        }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    table = Table("", "", title="Greffier status", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    Console().print(table)
+
+
+def _iso(stamp: str | None) -> str | None:
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(stamp)))
+
+
+def main() -> None:
+    """Console entry point: GreffierErrors become one clear line and exit code 2."""
+    try:
+        cli(standalone_mode=True)
+    except GreffierError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc.message}")
+        if exc.hint:
+            Console(stderr=True).print(f"[yellow]what to do:[/] {exc.hint}")
+        sys.exit(2)

@@ -1,0 +1,160 @@
+"""Embedded back-end: the Qdrant engine in-process (``qdrant-edge-py``), data on local disk."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from security import StoreError
+
+from ._payload import DENSE, INDEXED_FIELDS, SPARSE, sources_payload, to_passage, to_payload
+from ._store import filter_fields
+from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+
+_BATCH = 512
+
+
+class EdgeStore:
+    """A single Qdrant Edge shard under ``path``. One process owns it at a time."""
+
+    name = "embedded"
+
+    def __init__(self, path: Path, *, hnsw_ef: int = 128) -> None:
+        self.path = path
+        self.hnsw_ef = hnsw_ef
+        self._shard: Any = None
+        self._lock = threading.RLock()
+
+    @property
+    def _q(self) -> Any:
+        import qdrant_edge
+
+        return qdrant_edge
+
+    def open(self, dim: int) -> None:
+        q = self._q
+        self.path.mkdir(parents=True, exist_ok=True)
+        config = q.EdgeConfig(
+            vectors={DENSE: q.EdgeVectorParams(
+                size=dim, distance=q.Distance.Cosine, on_disk=True,
+                hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000),
+            )},
+            sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+            on_disk_payload=True,
+        )
+        try:
+            if (self.path / "edge_config.json").exists():
+                self._shard = q.EdgeShard.load(str(self.path))
+                self._check_dim(dim)
+            else:
+                self._shard = q.EdgeShard.create(str(self.path), config)
+                for field in INDEXED_FIELDS:
+                    self._shard.update(q.UpdateOperation.create_field_index(
+                        field, q.PayloadSchemaType.Keyword))
+        except StoreError:
+            raise
+        except Exception as exc:
+            if "WouldBlock" in str(exc):
+                raise StoreError(
+                    f"The embedded store at {self.path} is in use by another process.",
+                    hint="Wait for the running ingest to finish, or stop the other Greffier "
+                    "process.",
+                ) from exc
+            raise StoreError(f"Cannot open the embedded store at {self.path}: {exc}",
+                             hint="Check the data directory's permissions.") from exc
+
+    def _check_dim(self, dim: int) -> None:
+        import json
+
+        config = json.loads((self.path / "edge_config.json").read_text())
+        stored = int(config["vectors"][DENSE]["size"])
+        if stored != dim:
+            raise StoreError(
+                f"The store holds {stored}-d vectors but the embedder makes {dim}-d ones.",
+                hint="Run `greffier ingest --reembed PATH...` to rebuild the index for the "
+                "new model.",
+            )
+
+    def _filter(self, flt: SearchFilter | None) -> Any:
+        q = self._q
+        fields = filter_fields(flt)
+        if not fields:
+            return None
+        return q.Filter(must=[q.FieldCondition(key=k, match=q.MatchAny(v)) for k, v in fields])
+
+    def _by_content(self, content_hash: str) -> Any:
+        return self._filter(SearchFilter(content_hashes=(content_hash,)))
+
+    @property
+    def shard(self) -> Any:
+        if self._shard is None:
+            raise StoreError("The store is not open.", hint="Call open() first.")
+        return self._shard
+
+    def upsert(self, items: Sequence[IndexedChunk]) -> None:
+        q = self._q
+        for start in range(0, len(items), _BATCH):
+            points = [
+                q.Point(
+                    id=item.chunk.chunk_id,
+                    vector={DENSE: item.dense.tolist(),
+                            SPARSE: q.SparseVector(list(item.sparse.indices),
+                                                   list(item.sparse.values))},
+                    payload=to_payload(item),
+                )
+                for item in items[start:start + _BATCH]
+            ]
+            with self._lock:
+                self.shard.update(q.UpdateOperation.upsert_points(points))
+
+    def delete_content(self, content_hash: str) -> None:
+        with self._lock:
+            self.shard.update(
+                self._q.UpdateOperation.delete_points_by_filter(self._by_content(content_hash)))
+
+    def set_sources(self, content_hash: str, sources: tuple[Source, ...]) -> None:
+        with self._lock:
+            self.shard.update(self._q.UpdateOperation.set_payload_by_filter(
+                self._by_content(content_hash), sources_payload(sources)))
+
+    def _query(self, query: Any, limit: int, flt: SearchFilter | None) -> list[Passage]:
+        q = self._q
+        request = q.QueryRequest(limit=limit, query=query, filter=self._filter(flt),
+                                 with_payload=True, params=q.SearchParams(hnsw_ef=self.hnsw_ef))
+        points = self.shard.query(request)
+        return [to_passage(p.id, p.score, p.payload) for p in points]
+
+    def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
+                     flt: SearchFilter | None = None) -> list[Passage]:
+        return self._query(self._q.Query.Nearest(vector.tolist(), using=DENSE), limit, flt)
+
+    def search_sparse(self, vector: SparseVector, limit: int,
+                      flt: SearchFilter | None = None) -> list[Passage]:
+        if not len(vector):
+            return []
+        q = self._q
+        sparse = q.SparseVector(list(vector.indices), list(vector.values))
+        return self._query(q.Query.Nearest(sparse, using=SPARSE), limit, flt)
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        return int(self.shard.count(self._q.CountRequest(exact=True, filter=self._filter(flt))))
+
+    def flush(self) -> None:
+        with self._lock:
+            self.shard.flush()
+
+    def optimize(self) -> None:
+        with self._lock:
+            self.shard.optimize()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None

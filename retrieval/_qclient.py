@@ -1,0 +1,153 @@
+"""Server back-end: a Qdrant server or cluster through ``qdrant-client``.
+
+The same class runs on qdrant-client's local mode (``path=``), which speaks the same API
+without a server; the contract tests use that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from security import StoreError
+
+from ._payload import DENSE, INDEXED_FIELDS, SPARSE, sources_payload, to_passage, to_payload
+from ._store import filter_fields
+from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+
+_BATCH = 256
+
+
+class ClientStore:
+    """One Qdrant collection reached through qdrant-client."""
+
+    name = "server"
+
+    def __init__(self, *, collection: str, url: str | None = None, api_key: str | None = None,
+                 path: Path | None = None, timeout_s: int = 30, hnsw_ef: int = 128) -> None:
+        if (url is None) == (path is None):
+            raise StoreError("Give either a server URL or a local path.",
+                             hint="Set store.url for a server; tests use a local path.")
+        self.collection = collection
+        self.hnsw_ef = hnsw_ef
+        self._args: dict[str, Any] = (
+            {"url": url, "api_key": api_key, "timeout": timeout_s} if url else {"path": str(path)}
+        )
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise StoreError("The store is not open.", hint="Call open() first.")
+        return self._client
+
+    def open(self, dim: int) -> None:
+        from qdrant_client import QdrantClient, models
+
+        try:
+            self._client = QdrantClient(**self._args)
+            if not self._client.collection_exists(self.collection):
+                self._client.create_collection(
+                    self.collection,
+                    vectors_config={DENSE: models.VectorParams(
+                        size=dim, distance=models.Distance.COSINE, on_disk=True)},
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(
+                        modifier=models.Modifier.IDF)},
+                    on_disk_payload=True,
+                )
+                for field in INDEXED_FIELDS:
+                    self._client.create_payload_index(
+                        self.collection, field, models.PayloadSchemaType.KEYWORD)
+            else:
+                info = self._client.get_collection(self.collection)
+                stored = info.config.params.vectors[DENSE].size
+                if stored != dim:
+                    raise StoreError(
+                        f"Collection {self.collection!r} holds {stored}-d vectors, the embedder "
+                        f"makes {dim}-d ones.",
+                        hint="Run `greffier ingest --reembed PATH...` or use another collection.",
+                    )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"Cannot open the Qdrant collection {self.collection!r}: {exc}",
+                             hint="Check store.url, store.api_key and that Qdrant is up.") from exc
+
+    def _filter(self, flt: SearchFilter | None) -> Any:
+        from qdrant_client import models
+
+        fields = filter_fields(flt)
+        if not fields:
+            return None
+        return models.Filter(must=[
+            models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in fields])
+
+    def upsert(self, items: Sequence[IndexedChunk]) -> None:
+        from qdrant_client import models
+
+        for start in range(0, len(items), _BATCH):
+            points = [
+                models.PointStruct(
+                    id=item.chunk.chunk_id,
+                    vector={DENSE: item.dense.tolist(),
+                            SPARSE: models.SparseVector(indices=list(item.sparse.indices),
+                                                        values=list(item.sparse.values))},
+                    payload=to_payload(item),
+                )
+                for item in items[start:start + _BATCH]
+            ]
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def delete_content(self, content_hash: str) -> None:
+        from qdrant_client import models
+
+        selector = models.FilterSelector(
+            filter=self._filter(SearchFilter(content_hashes=(content_hash,))))
+        self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def set_sources(self, content_hash: str, sources: tuple[Source, ...]) -> None:
+        self.client.set_payload(
+            self.collection, payload=sources_payload(sources),
+            points=self._filter(SearchFilter(content_hashes=(content_hash,))), wait=True)
+
+    def _query(self, query: Any, using: str, limit: int,
+               flt: SearchFilter | None) -> list[Passage]:
+        from qdrant_client import models
+
+        response = self.client.query_points(
+            self.collection, query=query, using=using, limit=limit,
+            query_filter=self._filter(flt), with_payload=True,
+            search_params=models.SearchParams(hnsw_ef=self.hnsw_ef))
+        return [to_passage(p.id, p.score, p.payload or {}) for p in response.points]
+
+    def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
+                     flt: SearchFilter | None = None) -> list[Passage]:
+        return self._query(vector.tolist(), DENSE, limit, flt)
+
+    def search_sparse(self, vector: SparseVector, limit: int,
+                      flt: SearchFilter | None = None) -> list[Passage]:
+        from qdrant_client import models
+
+        if not len(vector):
+            return []
+        query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+        return self._query(query, SPARSE, limit, flt)
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        return int(self.client.count(self.collection, count_filter=self._filter(flt),
+                                     exact=True).count)
+
+    def flush(self) -> None:
+        """Writes are acknowledged with ``wait=True``: durable once upsert returns."""
+
+    def optimize(self) -> None:
+        """The server optimizes in the background."""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

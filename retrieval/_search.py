@@ -1,0 +1,54 @@
+"""Hybrid search: the query goes to the dense and the sparse index, results are fused."""
+
+from __future__ import annotations
+
+import time
+
+from embeddings import Encoder
+from ingest import detect_language
+
+from ._analyzer import Analyzer
+from ._fusion import FusionPolicy, rrf
+from ._store import VectorStore
+from ._types import SearchFilter, SearchMode, SearchResult
+
+
+class HybridSearcher:
+    """Searches one store with one encoder and one analyzer."""
+
+    def __init__(self, store: VectorStore, encoder: Encoder, analyzer: Analyzer, *,
+                 policy: FusionPolicy | None = None, candidates: int = 50) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.analyzer = analyzer
+        self.policy = policy or FusionPolicy()
+        self.candidates = candidates
+
+    def search(self, query: str, *, k: int = 10, flt: SearchFilter | None = None,
+               mode: SearchMode = "hybrid") -> SearchResult:
+        timings: dict[str, float] = {}
+        lang = detect_language(query, min_hits=1)
+        pool = max(k, self.candidates)
+        dense = sparse = []
+        if mode in ("hybrid", "dense"):
+            start = time.perf_counter()
+            vector = self.encoder.encode_query(query)
+            timings["embed_ms"] = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            dense = self.store.search_dense(vector, pool if mode == "hybrid" else k, flt)
+            timings["dense_ms"] = (time.perf_counter() - start) * 1000
+        if mode in ("hybrid", "bm25"):
+            start = time.perf_counter()
+            sparse = self.store.search_sparse(self.analyzer.query_vector(query, lang),
+                                              pool if mode == "hybrid" else k, flt)
+            timings["sparse_ms"] = (time.perf_counter() - start) * 1000
+        if mode == "dense":
+            passages = dense[:k]
+        elif mode == "bm25":
+            passages = sparse[:k]
+        else:
+            dense_w, sparse_w = self.policy.weights(lang)
+            passages = rrf([(dense, dense_w), (sparse, sparse_w)], k=self.policy.rrf_k, limit=k)
+        timings["total_ms"] = sum(timings.values())
+        return SearchResult(query=query, mode=mode, passages=passages, query_lang=lang,
+                            timings_ms=timings)

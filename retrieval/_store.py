@@ -1,0 +1,57 @@
+"""The store seam: one small protocol, two Qdrant back-ends (embedded Edge, client/server)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+
+
+class VectorStore(Protocol):
+    """Stores chunks with a dense and a sparse vector; searches either one.
+
+    Point ids are the chunks' deterministic ids, so writing the same content twice
+    overwrites it: an interrupted ingest can always be replayed.
+    """
+
+    name: str
+
+    def open(self, dim: int) -> None:
+        """Create the collection (or check the existing one has dimension ``dim``)."""
+
+    def upsert(self, items: Sequence[IndexedChunk]) -> None: ...
+
+    def delete_content(self, content_hash: str) -> None:
+        """Delete every chunk of one content."""
+
+    def set_sources(self, content_hash: str, sources: tuple[Source, ...]) -> None:
+        """Replace the list of files a content's chunks come from."""
+
+    def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
+                     flt: SearchFilter | None = None) -> list[Passage]: ...
+
+    def search_sparse(self, vector: SparseVector, limit: int,
+                      flt: SearchFilter | None = None) -> list[Passage]: ...
+
+    def count(self, flt: SearchFilter | None = None) -> int: ...
+
+    def flush(self) -> None:
+        """Make every write so far durable."""
+
+    def optimize(self) -> None:
+        """Build indexes and reclaim deleted space (after bulk writes and deletes)."""
+
+    def close(self) -> None: ...
+
+
+def filter_fields(flt: SearchFilter | None) -> list[tuple[str, list[str]]]:
+    """A filter as ``(payload field, allowed values)`` pairs, all of which must match."""
+    if flt is None:
+        return []
+    pairs = [("doc_ids", list(flt.doc_ids)), ("lang", list(flt.langs)),
+             ("format", list(flt.formats)), ("content_hash", list(flt.content_hashes))]
+    return [(name, values) for name, values in pairs if values]
