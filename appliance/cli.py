@@ -11,6 +11,7 @@ from typing import Any, get_args
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -92,12 +93,11 @@ def _print_report(report: IngestReport) -> None:
         f"{summary['deduplicated']} deduplicated, {summary['unchanged']} unchanged, "
         f"{summary['removed']} removed, [red]{summary['failed']} failed[/] — "
         f"{summary['chunks']} chunks, {summary['pages']} pages in {summary['seconds']} s")
-    failed = [o for o in report.outcomes if o.status == "failed"]
-    if failed:
-        table = Table("file", "error", "what happened", title="Files not ingested")
-        for o in failed:
-            table.add_row(o.path, o.error, o.message)
-        console.print(table)
+    for o in report.outcomes:
+        if o.status == "failed":  # one line per file, never wrapped: easy to grep
+            console.print(f"[red]failed[/] {escape(o.path)} {escape(f'[{o.error}]')} "
+                          f"{escape(o.message)}", soft_wrap=True,
+                          markup=True, highlight=False)
 
 
 def _parse_filters(filters: tuple[str, ...]) -> SearchFilter | None:

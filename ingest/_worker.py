@@ -51,25 +51,31 @@ def _serve(conn: Connection, limits: WorkerLimits, allowed_hosts: tuple[str, ...
 
     prepare_unstructured()
     parser = UnstructuredParser(list(limits.languages))
-    conn.send(("ready", None))
+    conn.send(("ready", None, security.blocked_attempts()))
     while True:
         try:
             request = conn.recv()
         except EOFError:
             return
         path, fmt = request
+        before = len(security.blocked_attempts())
+        reply: tuple[str, Any]
         try:
-            conn.send(("ok", parser.parse(Path(path), fmt)))
+            reply = ("ok", parser.parse(Path(path), fmt))
         except IngestError as exc:
-            conn.send(("err", (type(exc).__name__, exc.message, exc.hint)))
+            reply = ("err", (type(exc).__name__, exc.message, exc.hint))
         except MemoryError:
-            conn.send(("err", ("ParseFailedError",
-                               f"The parser exceeded its {limits.memory_mb} MB memory budget.",
-                               "Raise ingest.parse_memory_mb if the document is genuine.")))
-            return
+            reply = ("err", ("ParseFailedError",
+                             f"The parser exceeded its {limits.memory_mb} MB memory budget.",
+                             "Raise ingest.parse_memory_mb if the document is genuine."))
         except Exception as exc:  # never let one file kill the worker silently
-            conn.send(("err", ("ParseFailedError", f"Unexpected parser error: {exc!r}"[:400],
-                               "Report this file to the Greffier maintainers.")))
+            reply = ("err", ("ParseFailedError", f"Unexpected parser error: {exc!r}"[:400],
+                             "Report this file to the Greffier maintainers."))
+        # Connection attempts blocked while parsing travel back to the parent, which keeps
+        # the full record (tests assert it stays empty).
+        conn.send((*reply, security.blocked_attempts()[before:]))
+        if isinstance(reply[1], tuple) and "memory budget" in reply[1][1]:
+            return
 
 
 def _rebuild(payload: tuple[str, str, str | None]) -> IngestError:
@@ -89,6 +95,7 @@ class ParseWorker:
         self._allowed = allowed_hosts
         self._proc: Any = None
         self._conn: Connection | None = None
+        self.blocked_attempts: list[str] = []
 
     def _ensure(self) -> Connection:
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
@@ -102,7 +109,9 @@ class ParseWorker:
         child.close()
         self._proc, self._conn = proc, parent
         # Start-up (imports, spaCy pipeline) is not charged to the first file's time limit.
-        if not parent.poll(_STARTUP_TIMEOUT_S) or parent.recv()[0] != "ready":
+        ready = parent.recv() if parent.poll(_STARTUP_TIMEOUT_S) else ("timeout", None, [])
+        self.blocked_attempts.extend(ready[2])
+        if ready[0] != "ready":
             self.close()
             raise ParseFailedError(
                 "The parser process did not start.",
@@ -120,7 +129,7 @@ class ParseWorker:
                 hint="Raise ingest.parse_timeout_s if the document is genuine and very large.",
             )
         try:
-            status, payload = conn.recv()
+            status, payload, blocked = conn.recv()
         except (EOFError, OSError) as exc:
             code = self._proc.exitcode if self._proc is not None else None
             self.close()
@@ -128,6 +137,7 @@ class ParseWorker:
                 f"The parser crashed (exit code {code}).",
                 hint="The file is probably damaged; re-export it.",
             ) from exc
+        self.blocked_attempts.extend(blocked)
         if status == "ok":
             assert isinstance(payload, ParsedDocument)
             return payload

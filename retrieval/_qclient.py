@@ -59,7 +59,8 @@ class ClientStore:
                         modifier=models.Modifier.IDF)},
                     on_disk_payload=True,
                 )
-                for field in INDEXED_FIELDS:
+                for field in INDEXED_FIELDS if "url" in self._args else ():
+                    # Local mode has no payload indexes (it filters by scanning).
                     self._client.create_payload_index(
                         self.collection, field, models.PayloadSchemaType.KEYWORD)
             else:
@@ -118,10 +119,10 @@ class ClientStore:
                flt: SearchFilter | None) -> list[Passage]:
         from qdrant_client import models
 
+        params = models.SearchParams(hnsw_ef=self.hnsw_ef) if "url" in self._args else None
         response = self.client.query_points(
             self.collection, query=query, using=using, limit=limit,
-            query_filter=self._filter(flt), with_payload=True,
-            search_params=models.SearchParams(hnsw_ef=self.hnsw_ef))
+            query_filter=self._filter(flt), with_payload=True, search_params=params)
         return [to_passage(p.id, p.score, p.payload or {}) for p in response.points]
 
     def search_dense(self, vector: npt.NDArray[np.float32], limit: int,

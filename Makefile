@@ -1,0 +1,82 @@
+# Greffier — the two commands: `make demo` and `make test`. Both work on a fresh Debian
+# machine as root: they install the system packages and the pinned Python packages.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := .make
+# torch's CPU build: from a local wheel folder when the machine has one, else PyTorch's index.
+TORCH_LOCAL := $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl)
+PIP_TORCH := $(if $(TORCH_LOCAL),,--extra-index-url https://download.pytorch.org/whl/cpu)
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps $(PIP_TORCH)
+APT_PACKAGES := python3 python3-venv python3-dev build-essential util-linux \
+	tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils pandoc libmagic1 \
+	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fonts-dejavu-core
+export DO_NOT_TRACK := 1
+export SCARF_NO_ANALYTICS := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+DEMO_DATA ?= $(CURDIR)/demo-data
+
+.PHONY: demo test lint typecheck unit system venv venv-app lock bench clean
+
+## demo: set up, ingest the demo documents on the embedded defaults, search them.
+demo: venv-app
+	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier ingest --sync demo/documents
+	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier status
+	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search "Combien de jours de télétravail par semaine ?" --k 3
+	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search "How do I report a security incident?" --k 3
+	@echo "Try it: GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search \"your question\""
+
+## test: set up, then lint, type-check and run every test.
+test: venv lint typecheck
+	$(BIN)/pytest
+
+lint:
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -m unit
+
+system: $(STAMP)/system
+$(STAMP)/system:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
+	@mkdir -p $(STAMP) && touch $@
+
+$(BIN)/python: | system
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+
+venv: $(STAMP)/venv-dev
+$(STAMP)/venv-dev: requirements/dev.lock pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@mkdir -p $(STAMP) && touch $@ $(STAMP)/venv-app
+
+venv-app: $(STAMP)/venv-app
+$(STAMP)/venv-app: requirements/app.lock pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/app.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@mkdir -p $(STAMP) && touch $@
+
+## lock: recompile the hashed lock files from requirements/*.in.
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --unsafe-package timm \
+	--unsafe-package torchvision --unsafe-package google-cloud-vision
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet pip-tools
+	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) -o app.lock app.in
+	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) -o dev.lock dev.in
+
+## bench: ingestion and search benchmarks (tables on stdout, JSON in bench/results/).
+bench: venv
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) $(STAMP) $(DEMO_DATA) .mypy_cache .ruff_cache .pytest_cache

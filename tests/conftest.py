@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests use the real components: unstructured, sentence-transformers, Qdrant.
+
+Every test session runs with the egress guard on: any attempt to reach a non-loopback host,
+from any library, fails and is recorded; the session fails if one was recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+import security
+from appliance import Appliance, Settings, load_settings
+from ingest import set_offline_environment
+
+if TYPE_CHECKING:
+    from corpus import Fact
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network() -> Iterator[None]:
+    set_offline_environment()
+    security.forbid_network()
+    yield
+    attempts = security.blocked_attempts()
+    assert attempts == [], f"connection attempts during the tests: {attempts}"
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    os.environ.pop("GREFFIER_CONFIG", None)
+    return load_settings(None, data_dir=str(data_dir), **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Fact]]:
+    """One file of every supported format, each holding a unique fact (built once)."""
+    from corpus import build_corpus
+
+    dest = tmp_path_factory.mktemp("corpus")
+    return dest, build_corpus(dest)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(corpus: tuple[Path, list[Fact]]) -> Path:
+    return corpus[0]
+
+
+@pytest.fixture(scope="session")
+def corpus_facts(corpus: tuple[Path, list[Fact]]) -> list[Fact]:
+    return corpus[1]
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Iterator[Appliance]:
+    """An appliance that has ingested the whole fixture corpus (once per session)."""
+    data = tmp_path_factory.mktemp("indexed-data")
+    app = Appliance.open(make_settings(data))
+    app.ingest_report = app.indexer.ingest([corpus_dir])  # type: ignore[attr-defined]
+    yield app
+    app.close()

@@ -1,0 +1,125 @@
+"""The ``greffier`` command as a user runs it: subprocesses, kill -9, no network namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+GREFFIER = [sys.executable, "-m", "appliance"]
+
+
+def _env(data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREFFIER_")}
+    env["GREFFIER_DATA_DIR"] = str(data)
+    return env
+
+
+def _run(args: list[str], data: Path, *, prefix: tuple[str, ...] = (),
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, *GREFFIER, *args], env=_env(data), capture_output=True,
+                          text=True, timeout=900, check=check)
+
+
+def _status(data: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(_run(["status", "--json"], data).stdout)
+
+
+def _indexed_contents(data: Path) -> int:
+    db = data / "catalog.sqlite3"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return int(conn.execute(
+                "SELECT COUNT(*) FROM contents WHERE status = 'indexed'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_mid_ingest_then_resume_matches_a_clean_run(tmp_path: Path) -> None:
+    from corpus import build_bulk
+
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    build_bulk(folder, 60)
+    clean = tmp_path / "clean"
+    _run(["ingest", str(folder)], clean)
+    expected = _status(clean)
+
+    crashed = tmp_path / "crashed"
+    proc = subprocess.Popen([*GREFFIER, "ingest", str(folder)], env=_env(crashed),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while _indexed_contents(crashed) < 10 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the ingest finished before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _indexed_contents(crashed)
+    assert 10 <= partial < expected["documents"]
+
+    _run(["ingest", str(folder)], crashed)
+    resumed = _status(crashed)
+    assert resumed["documents"] == expected["documents"] == 60
+    assert resumed["chunks"] == expected["chunks"]
+    assert resumed["points"] == expected["points"] == expected["chunks"]  # no duplicate
+
+
+def _unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-n", "true"], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs root for unshare -n")
+def test_ingest_and_search_in_a_namespace_without_network(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "vpn.md").write_text(
+        "# Accès distant\n\nLe VPN de l'entreprise est obligatoire pour accéder aux "
+        "applications internes depuis le domicile.", encoding="utf-8")
+    (docs / "fire.txt").write_text(
+        "In case of fire, leave the building by the nearest staircase and gather in the "
+        "north car park.", encoding="utf-8")
+    data = tmp_path / "data"
+    ingest = _run(["ingest", str(docs), "--json"], data, prefix=("unshare", "-n"))
+    assert json.loads(ingest.stdout)["summary"]["indexed"] == 2
+    found = _run(["search", "où se rassembler en cas d'incendie ? fire gather", "--json", "--k",
+                  "1"], data, prefix=("unshare", "-n"))
+    result = json.loads(found.stdout)
+    assert Path(result["passages"][0]["path"]).name == "fire.txt"
+    vpn = _run(["search", "Le VPN est-il obligatoire ?", "--json", "--k", "1",
+                "--filter", "lang=fr"], data, prefix=("unshare", "-n"))
+    assert Path(json.loads(vpn.stdout)["passages"][0]["path"]).name == "vpn.md"
+
+
+def test_cli_reports_bad_files_and_exits_3(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.txt").write_text("The printer on floor three needs a badge.", encoding="utf-8")
+    (docs / "broken.pdf").write_bytes(b"this is not a pdf at all")
+    result = _run(["ingest", str(docs)], tmp_path / "data", check=False)
+    assert result.returncode == 3
+    assert "broken.pdf" in result.stdout and "not a PDF" in result.stdout
+    assert "1 indexed" in result.stdout
+
+
+def test_cli_refuses_unsafe_settings_with_a_clear_message(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env["GREFFIER_STORE__BACKEND"] = "server"
+    env["GREFFIER_STORE__URL"] = "http://qdrant.example:6333"
+    result = subprocess.run([*GREFFIER, "status"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "https" in result.stderr and "what to do" in result.stderr
