@@ -1,0 +1,140 @@
+"""Search latency at 10k and 100k chunks (and more with --sizes) for both Qdrant back-ends.
+
+Points are synthetic (random unit vectors around 200 topics, BM25 vectors from a Zipf-like
+vocabulary) because embedding 100k real passages takes hours on this CPU; the store does
+not care where vectors come from. Query embedding time is measured separately on the real
+model. Prints p50/p95 per leg and for the fused hybrid search, and on-disk size.
+
+Usage: ``python bench/search.py [--sizes 10000 100000] [--queries 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import print_table, write_json
+
+DIM = 384
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _items(n: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    from ingest import Chunk
+    from retrieval import Analyzer, IndexedChunk, Source
+
+    analyzer = Analyzer()
+    vocab = [f"term{i}" for i in range(20000)]
+    weights = 1 / np.arange(1, len(vocab) + 1)
+    weights /= weights.sum()
+    centers = rng.normal(size=(200, DIM)).astype(np.float32)
+    for i in range(n):
+        vec = centers[i % 200] + 0.5 * rng.normal(size=DIM).astype(np.float32)
+        vec /= np.linalg.norm(vec)
+        words = rng.choice(len(vocab), size=60, p=weights)
+        text = " ".join(vocab[w] for w in words)
+        chunk = Chunk(content_hash=f"{i // 8:064x}", index=i % 8, text=text, page=1,
+                      section="", lang="en", kind="text", format="txt")
+        yield IndexedChunk(chunk, vec, analyzer.document_vector(text, "en"),
+                           (Source(f"doc-{i // 8}", f"/bench/{i // 8}.txt", 1),), "bench@0")
+
+
+def _size(path: Path) -> float:
+    """Allocated size (like du): the Edge WAL preallocates sparse files."""
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object]:
+    from retrieval import Analyzer, ClientStore, EdgeStore, rrf
+
+    path = work / f"{kind}-{n}"
+    store = EdgeStore(path) if kind == "embedded" else ClientStore(collection="b", path=path)
+    store.open(DIM)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    batch = []
+    for item in _items(n, rng):
+        batch.append(item)
+        if len(batch) == 2048:
+            store.upsert(batch)
+            batch = []
+    if batch:
+        store.upsert(batch)
+    store.flush()
+    store.optimize()
+    load_s = time.perf_counter() - t0
+    analyzer = Analyzer()
+    qrng = np.random.default_rng(1)
+    dense_ms, sparse_ms, hybrid_ms = [], [], []
+    for _ in range(queries):
+        q = qrng.normal(size=DIM).astype(np.float32)
+        q /= np.linalg.norm(q)
+        sq = analyzer.query_vector(" ".join(f"term{int(x)}" for x in qrng.integers(0, 500, 4)),
+                                   "en")
+        t = time.perf_counter()
+        d = store.search_dense(q, 50)
+        t1 = time.perf_counter()
+        s = store.search_sparse(sq, 50)
+        t2 = time.perf_counter()
+        rrf([(d, 1.0), (s, 1.0)], k=60, limit=10)
+        t3 = time.perf_counter()
+        dense_ms.append((t1 - t) * 1000)
+        sparse_ms.append((t2 - t1) * 1000)
+        hybrid_ms.append((t3 - t) * 1000)
+    store.close()
+    row = {
+        "backend": kind, "chunks": n, "load s": load_s,
+        "dense p50": statistics.median(dense_ms), "dense p95": _percentile(dense_ms, 0.95),
+        "bm25 p50": statistics.median(sparse_ms), "bm25 p95": _percentile(sparse_ms, 0.95),
+        "hybrid p50": statistics.median(hybrid_ms), "hybrid p95": _percentile(hybrid_ms, 0.95),
+        "disk MB": _size(path),
+    }
+    shutil.rmtree(path, ignore_errors=True)
+    return row
+
+
+def bench_query_embedding(queries: int) -> dict[str, float]:
+    from embeddings import SentenceTransformerEncoder, default_model_dir
+
+    encoder = SentenceTransformerEncoder(default_model_dir())
+    encoder.encode_query("warm-up")
+    times = []
+    for i in range(queries):
+        t = time.perf_counter()
+        encoder.encode_query(f"How many days of paid leave do employees get in year {i}?")
+        times.append((time.perf_counter() - t) * 1000)
+    return {"query embed p50 ms": statistics.median(times),
+            "query embed p95 ms": _percentile(times, 0.95)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--backends", nargs="+", default=["embedded", "server-local"])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="greffier-bench-search-"))
+    rows = []
+    for n in args.sizes:
+        for kind in args.backends:
+            row = bench_store(kind, n, args.queries, work)
+            rows.append(row)
+            print_table(f"{kind} at {n} chunks (latencies in ms)", [row])
+    print_table("Search latency (ms; store legs + fusion, query embedding excluded)", rows)
+    embed = bench_query_embedding(min(args.queries, 100))
+    print_table("Query embedding (all-MiniLM-L6-v2, CPU)", [embed])
+    write_json("search", {"stores": rows, "query_embedding": embed})
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
