@@ -17,7 +17,15 @@ from ingest import (
     WorkerLimits,
     set_offline_environment,
 )
-from retrieval import Analyzer, ClientStore, EdgeStore, FusionPolicy, HybridSearcher, VectorStore
+from retrieval import (
+    Analyzer,
+    ClientStore,
+    CrossEncoderReranker,
+    EdgeStore,
+    FusionPolicy,
+    HybridSearcher,
+    VectorStore,
+)
 from security import ConfigError, StoreError, forbid_network
 
 from ._indexer import Indexer
@@ -84,8 +92,12 @@ class Appliance:
         policy = FusionPolicy(rrf_k=settings.search.rrf_k,
                               foreign_dense_weight=settings.search.foreign_dense_weight,
                               model_languages=tuple(emb.model_languages))
+        search = settings.search
+        reranker = CrossEncoderReranker(
+            search.reranker_dir, top_n=search.rerank_top, budget_ms=search.rerank_budget_ms,
+        ) if search.reranker_dir else None
         searcher = HybridSearcher(store, encoder, analyzer, policy=policy,
-                                  candidates=settings.search.candidates)
+                                  candidates=search.candidates, reranker=reranker)
         appliance = cls(settings, catalog, store, encoder, searcher, indexer, lock)
         indexer.recover()
         return appliance

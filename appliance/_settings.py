@@ -56,6 +56,9 @@ class SearchSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     foreign_dense_weight: float = Field(
         0.25, ge=0, le=1, description="Dense weight for queries outside the model's languages.")
+    reranker_dir: Path | None = Field(None, description="CrossEncoder folder (optional).")
+    rerank_top: int = Field(30, ge=1, le=200, description="Candidates the reranker scores.")
+    rerank_budget_ms: float = Field(1500.0, gt=0, description="Time budget for reranking.")
 
 
 class SecuritySettings(BaseModel):

@@ -1,9 +1,12 @@
 """Retrieval: Qdrant stores (embedded Edge or server), BM25 analysis, hybrid search, fusion."""
 
 from ._analyzer import Analyzer
+from ._datasets import EvalSet, load_eval_set
 from ._edge import EdgeStore
 from ._fusion import FusionPolicy, rrf
+from ._metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from ._qclient import ClientStore
+from ._rerank import CrossEncoderReranker, Reranker
 from ._search import HybridSearcher
 from ._store import VectorStore
 from ._types import (
@@ -19,16 +22,23 @@ from ._types import (
 __all__ = [
     "Analyzer",
     "ClientStore",
+    "CrossEncoderReranker",
     "EdgeStore",
+    "EvalSet",
     "FusionPolicy",
     "HybridSearcher",
     "IndexedChunk",
     "Passage",
+    "Reranker",
     "SearchFilter",
     "SearchMode",
     "SearchResult",
     "Source",
     "SparseVector",
     "VectorStore",
+    "load_eval_set",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "recall_at_k",
     "rrf",
 ]

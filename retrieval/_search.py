@@ -6,9 +6,11 @@ import time
 
 from embeddings import Encoder
 from ingest import detect_language
+from security import ConfigError
 
 from ._analyzer import Analyzer
 from ._fusion import FusionPolicy, rrf
+from ._rerank import Reranker
 from ._store import VectorStore
 from ._types import SearchFilter, SearchMode, SearchResult
 
@@ -17,8 +19,10 @@ class HybridSearcher:
     """Searches one store with one encoder and one analyzer."""
 
     def __init__(self, store: VectorStore, encoder: Encoder, analyzer: Analyzer, *,
-                 policy: FusionPolicy | None = None, candidates: int = 50) -> None:
+                 policy: FusionPolicy | None = None, candidates: int = 50,
+                 reranker: Reranker | None = None) -> None:
         self.store = store
+        self.reranker = reranker
         self.encoder = encoder
         self.analyzer = analyzer
         self.policy = policy or FusionPolicy()
@@ -26,21 +30,25 @@ class HybridSearcher:
 
     def search(self, query: str, *, k: int = 10, flt: SearchFilter | None = None,
                mode: SearchMode = "hybrid") -> SearchResult:
+        if mode == "hybrid+rerank" and self.reranker is None:
+            raise ConfigError("No reranker is configured.",
+                              hint="Set search.reranker_dir to a CrossEncoder folder.")
         timings: dict[str, float] = {}
         lang = detect_language(query, min_hits=1)
         pool = max(k, self.candidates)
         dense = sparse = []
-        if mode in ("hybrid", "dense"):
+        fused = mode in ("hybrid", "hybrid+rerank")
+        if mode in ("hybrid", "dense", "hybrid+rerank"):
             start = time.perf_counter()
             vector = self.encoder.encode_query(query)
             timings["embed_ms"] = (time.perf_counter() - start) * 1000
             start = time.perf_counter()
-            dense = self.store.search_dense(vector, pool if mode == "hybrid" else k, flt)
+            dense = self.store.search_dense(vector, pool if fused else k, flt)
             timings["dense_ms"] = (time.perf_counter() - start) * 1000
-        if mode in ("hybrid", "bm25"):
+        if mode in ("hybrid", "bm25", "hybrid+rerank"):
             start = time.perf_counter()
             sparse = self.store.search_sparse(self.analyzer.query_vector(query, lang),
-                                              pool if mode == "hybrid" else k, flt)
+                                              pool if fused else k, flt)
             timings["sparse_ms"] = (time.perf_counter() - start) * 1000
         if mode == "dense":
             passages = dense[:k]
@@ -48,7 +56,12 @@ class HybridSearcher:
             passages = sparse[:k]
         else:
             dense_w, sparse_w = self.policy.weights(lang)
-            passages = rrf([(dense, dense_w), (sparse, sparse_w)], k=self.policy.rrf_k, limit=k)
+            passages = rrf([(dense, dense_w), (sparse, sparse_w)], k=self.policy.rrf_k,
+                           limit=pool if mode == "hybrid+rerank" else k)
+            if mode == "hybrid+rerank" and self.reranker is not None:
+                start = time.perf_counter()
+                passages = self.reranker.rerank(query, passages)[:k]
+                timings["rerank_ms"] = (time.perf_counter() - start) * 1000
         timings["total_ms"] = sum(timings.values())
         return SearchResult(query=query, mode=mode, passages=passages, query_lang=lang,
                             timings_ms=timings)

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from ingest import Chunk
 
-SearchMode = Literal["hybrid", "dense", "bm25"]
+SearchMode = Literal["hybrid", "dense", "bm25", "hybrid+rerank"]
 
 
 @dataclass(frozen=True, slots=True)
