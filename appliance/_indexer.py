@@ -72,6 +72,14 @@ class Progress:
     on_file: Callable[[FileOutcome], None] = lambda outcome: None
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    candidate: _Candidate
+    pages: int
+    chunks: list[Chunk]
+    status: Status
+
+
 @dataclass
 class _Candidate:
     path: Path
@@ -131,8 +139,30 @@ class Indexer:
                     scheduled.add(candidate.content_hash)
                     candidate.parse = pool.submit(self.worker.parse, candidate.path,
                                                   candidate.fmt)
+            batch: list[_Parsed] = []
+            aliases: dict[str, list[_Candidate]] = {}
             for candidate in candidates:
-                record(self._process(candidate))
+                pending = {item.candidate.content_hash for item in batch}
+                if candidate.content_hash in pending:  # identical to a file not yet committed
+                    aliases.setdefault(candidate.content_hash, []).append(candidate)
+                    continue
+                prepared = self._prepare(candidate)
+                if isinstance(prepared, FileOutcome):
+                    record(prepared)
+                    continue
+                batch.append(prepared)
+                if sum(len(item.chunks) for item in batch) >= _EMBED_BATCH:
+                    for outcome in self._commit(batch, aliases):
+                        record(outcome)
+                    batch = []
+            if batch:
+                for outcome in self._commit(batch, aliases):
+                    record(outcome)
+            for leftover in (a for group in aliases.values() for a in group):
+                left = self._prepare(leftover)  # no parse was scheduled for it
+                if isinstance(left, FileOutcome):
+                    record(left)
+        self.store.flush()
         if sync:
             for outcome in self._sync(roots, {str(p) for p in files}):
                 record(outcome)
@@ -192,12 +222,10 @@ class Indexer:
         self.catalog.record_failure(key, size, mtime, type(exc).__name__, str(exc))
         record(FileOutcome(key, "failed", error=type(exc).__name__, message=str(exc)))
 
-    def _process(self, c: _Candidate) -> FileOutcome:
+    def _prepare(self, c: _Candidate) -> FileOutcome | _Parsed:
+        """Deduplicate, or wait for the parse and chunk; failures become outcomes."""
         key = str(c.path)
-        existing = self.catalog.document(key)
-        status: Status = "updated" if existing else "indexed"
-        model_id = self.encoder.identity.id
-        if self._current(c.content_hash, model_id):
+        if self._current(c.content_hash, self.encoder.identity.id):
             if c.parse is not None:
                 c.parse.cancel()
             self._link(key, c)
@@ -208,34 +236,54 @@ class Indexer:
                                message=failure.message if failure else "identical file failed")
         try:
             parsed = c.parse.result()
-            chunks = self.chunker.chunk(parsed, c.content_hash)
             if parsed.chars > self.limits.max_document_chars:
                 raise FileTooLargeError(
                     f"The document holds {parsed.chars:,} characters, above the "
                     f"{self.limits.max_document_chars:,} limit.",
                     hint="Split it, or raise ingest.max_document_chars.")
+            chunks = self.chunker.chunk(parsed, c.content_hash)
         except IngestError as exc:
             self.catalog.record_failure(key, c.size, c.mtime_ns, type(exc).__name__, str(exc))
             return FileOutcome(key, "failed", error=type(exc).__name__, message=str(exc))
-        self._index(c, chunks, self._sources_after_link(key, c.content_hash))
-        self.catalog.finish_content(c.content_hash, parsed.pages, len(chunks))
-        self._link(key, c)
-        return FileOutcome(key, status, chunks=len(chunks), pages=parsed.pages)
+        status: Status = "updated" if self.catalog.document(key) else "indexed"
+        return _Parsed(c, parsed.pages, chunks, status)
 
-    def _index(self, c: _Candidate, chunks: list[Chunk], sources: tuple[Source, ...]) -> None:
+    def _commit(self, batch: list[_Parsed],
+                aliases: dict[str, list[_Candidate]]) -> list[FileOutcome]:
+        """Embed and store a batch of documents at once (small batches waste the encoder).
+
+        Every content in the batch is marked ``indexing`` before its first point is written
+        and ``indexed`` only after the store is flushed.
+        """
         model_id = self.encoder.identity.id
-        self.catalog.begin_content(c.content_hash, c.fmt, model_id)
-        self.store.delete_content(c.content_hash)  # a re-embed may have fewer chunks
+        for item in batch:
+            self.catalog.begin_content(item.candidate.content_hash, item.candidate.fmt, model_id)
+            self.store.delete_content(item.candidate.content_hash)  # a re-embed may shrink
+        sources = {item.candidate.content_hash: self._sources_after_link(
+            str(item.candidate.path), item.candidate.content_hash) for item in batch}
+        chunks = [chunk for item in batch for chunk in item.chunks]
         for start in range(0, len(chunks), _EMBED_BATCH):
-            batch = chunks[start:start + _EMBED_BATCH]
-            vectors = self.encoder.encode_passages([chunk.text for chunk in batch])
+            part = chunks[start:start + _EMBED_BATCH]
+            vectors = self.encoder.encode_passages([chunk.text for chunk in part])
             self.store.upsert([
                 IndexedChunk(chunk=chunk, dense=vector,
                              sparse=self.analyzer.document_vector(chunk.text, chunk.lang),
-                             sources=sources, model_id=model_id)
-                for chunk, vector in zip(batch, vectors, strict=True)
+                             sources=sources[chunk.content_hash], model_id=model_id)
+                for chunk, vector in zip(part, vectors, strict=True)
             ])
         self.store.flush()
+        outcomes = []
+        for item in batch:
+            c = item.candidate
+            self.catalog.finish_content(c.content_hash, item.pages, len(item.chunks))
+            self._link(str(c.path), c)
+            outcomes.append(FileOutcome(str(c.path), item.status, chunks=len(item.chunks),
+                                        pages=item.pages))
+            for alias in aliases.pop(c.content_hash, []):
+                self._link(str(alias.path), alias)
+                outcomes.append(FileOutcome(str(alias.path), "deduplicated"))
+        self.store.flush()
+        return outcomes
 
     def _sources_after_link(self, key: str, content_hash: str) -> tuple[Source, ...]:
         others = [d for d in self.catalog.documents_of(content_hash) if d.path != key]
@@ -252,7 +300,6 @@ class Indexer:
         self.store.set_sources(c.content_hash, sources)
         if previous is not None:
             self._release(previous)
-        self.store.flush()
 
     def _release(self, content_hash: str) -> None:
         """A content lost a document: drop it if no document uses it any more."""
