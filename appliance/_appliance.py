@@ -89,8 +89,10 @@ class Appliance:
         indexer = Indexer(catalog=catalog, store=store, encoder=encoder, analyzer=analyzer,
                           chunker=SectionChunker(max_chars=ing.chunk_max_chars),
                           worker=worker, limits=limits)
-        policy = FusionPolicy(rrf_k=settings.search.rrf_k,
+        policy = FusionPolicy(method=settings.search.fusion,
+                              dense_weight=settings.search.dense_weight,
                               foreign_dense_weight=settings.search.foreign_dense_weight,
+                              rrf_k=settings.search.rrf_k,
                               model_languages=tuple(emb.model_languages))
         search = settings.search
         reranker = CrossEncoderReranker(

@@ -53,9 +53,13 @@ class StoreSettings(BaseModel):
 class SearchSettings(BaseModel):
     k: int = Field(10, ge=1, le=200, description="Passages returned by default.")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates per leg before fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex", description="convex: weighted normalised scores; rrf: reciprocal ranks.")
+    dense_weight: float = Field(
+        0.45, ge=0, le=1, description="Dense share of the fused score (query in model languages).")
     foreign_dense_weight: float = Field(
-        0.25, ge=0, le=1, description="Dense weight for queries outside the model's languages.")
+        0.15, ge=0, le=1, description="Dense share for queries outside the model's languages.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (fusion = rrf).")
     reranker_dir: Path | None = Field(None, description="CrossEncoder folder (optional).")
     rerank_top: int = Field(30, ge=1, le=200, description="Candidates the reranker scores.")
     rerank_budget_ms: float = Field(1500.0, gt=0, description="Time budget for reranking.")

@@ -48,7 +48,10 @@ def detect_language(text: str, *, min_hits: int = 2) -> str:
     return "und"
 
 
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+
+
 def strip_accents(text: str) -> str:
-    """Fold accents: ``Élève`` → ``Eleve`` (NFKD, combining marks dropped)."""
-    decomposed = unicodedata.normalize("NFKD", text)
+    """Fold accents and ligatures: ``Élève`` → ``Eleve``, ``œuvre`` → ``oeuvre``."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

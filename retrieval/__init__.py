@@ -3,7 +3,7 @@
 from ._analyzer import Analyzer
 from ._datasets import EvalSet, load_eval_set
 from ._edge import EdgeStore
-from ._fusion import FusionPolicy, rrf
+from ._fusion import FusionPolicy, convex, dbsf, rrf
 from ._metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from ._qclient import ClientStore
 from ._rerank import CrossEncoderReranker, Reranker
@@ -36,6 +36,8 @@ __all__ = [
     "Source",
     "SparseVector",
     "VectorStore",
+    "convex",
+    "dbsf",
     "load_eval_set",
     "mrr_at_k",
     "ndcg_at_k",

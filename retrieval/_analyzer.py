@@ -1,8 +1,8 @@
 """The sparse (BM25) side: a French- and English-aware analyzer producing term vectors.
 
 Text → lower case → elisions removed (l', d', qu', jusqu'…) → words, with hyphenated
-compounds kept whole and split → stop words dropped → Snowball stem in the text's language
-(both languages when it is undetermined) → accents folded → term id.
+compounds kept whole and split → accents and ligatures folded → stop words dropped →
+Snowball stem in the text's language (both languages when it is undetermined) → term id.
 
 Term ids are a 32-bit BLAKE2b of the term, keyed when a key is given, so the index does not
 spell out its vocabulary (the security layer supplies the key). Document weights are the
@@ -76,7 +76,9 @@ class Analyzer:
             if word.isdigit():
                 out.append(word)
                 continue
-            stems = {strip_accents(_stemmer(language).stemWord(word)) for language in languages}
+            # Fold accents before stemming: users often type "electricite" for "électricité",
+            # and both must reach the same term.
+            stems = {_stemmer(language).stemWord(folded) for language in languages}
             out.extend(sorted(stems))
         return out
 

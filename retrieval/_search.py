@@ -9,7 +9,7 @@ from ingest import detect_language
 from security import ConfigError
 
 from ._analyzer import Analyzer
-from ._fusion import FusionPolicy, rrf
+from ._fusion import FusionPolicy
 from ._rerank import Reranker
 from ._store import VectorStore
 from ._types import SearchFilter, SearchMode, SearchResult
@@ -55,9 +55,8 @@ class HybridSearcher:
         elif mode == "bm25":
             passages = sparse[:k]
         else:
-            dense_w, sparse_w = self.policy.weights(lang)
-            passages = rrf([(dense, dense_w), (sparse, sparse_w)], k=self.policy.rrf_k,
-                           limit=pool if mode == "hybrid+rerank" else k)
+            passages = self.policy.fuse(dense, sparse, lang,
+                                        pool if mode == "hybrid+rerank" else k)
             if mode == "hybrid+rerank" and self.reranker is not None:
                 start = time.perf_counter()
                 passages = self.reranker.rerank(query, passages)[:k]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from retrieval import Analyzer, Passage, Source, rrf
-from retrieval._fusion import FusionPolicy
+from retrieval import Analyzer, FusionPolicy, Passage, Source, convex, dbsf, rrf
 
 pytestmark = pytest.mark.unit
 
@@ -18,6 +19,28 @@ def test_french_analysis_folds_elisions_accents_stems_and_stopwords() -> None:
     assert analyzer.terms("congé", "fr") == analyzer.terms("Congés", "fr")
     # Hyphenated compounds: the parts and the whole.
     assert {"vingt", "cinq", "vingtcinq"} <= set(analyzer.terms("vingt-cinq", "fr"))
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("l’œuvre", "oeuvres"),  # curly apostrophe, ligature, plural
+        ("qu'il", "il"),  # elided relative pronoun, then a stop word: nothing left
+        ("jusqu'à l'été", "ete"),
+        ("électricité", "ELECTRICITE"),  # accents and case
+        ("ingénieurs", "ingénieur"),
+        ("d'Artagnan", "artagnan"),
+    ],
+)
+def test_french_tricky_words_match(left: str, right: str) -> None:
+    analyzer = Analyzer()
+    assert analyzer.terms(left, "fr") == analyzer.terms(right, "fr")
+
+
+def test_aujourdhui_and_presquile_keep_their_meaning() -> None:
+    analyzer = Analyzer()
+    assert analyzer.terms("aujourd'hui", "fr") == ["aujourd", "hui"]
+    assert "presqu" in analyzer.terms("presqu'île", "fr")
 
 
 def test_english_stemming_and_undetermined_language() -> None:
@@ -60,7 +83,40 @@ def test_rrf_hand_computed() -> None:
 
 
 def test_language_aware_weights() -> None:
-    policy = FusionPolicy(model_languages=("en",), foreign_dense_weight=0.25)
-    assert policy.weights("en") == (1.0, 1.0)
-    assert policy.weights("fr") == (0.25, 1.0)
-    assert FusionPolicy().weights("fr") == (1.0, 1.0)
+    policy = FusionPolicy(model_languages=("en",), dense_weight=0.5, foreign_dense_weight=0.2)
+    assert policy.dense_share("en") == 0.5
+    assert policy.dense_share("fr") == 0.2
+    assert policy.dense_share("und") == 0.2
+    assert FusionPolicy(dense_weight=0.5).dense_share("fr") == 0.5  # multilingual model
+
+
+def test_dbsf_hand_computed() -> None:
+    # mean 2, population std sqrt(2/3): range mean ± 3 std
+    std = (2 / 3) ** 0.5
+    assert dbsf([1.0, 2.0, 3.0]) == pytest.approx(
+        [(v - (2 - 3 * std)) / (6 * std) for v in (1.0, 2.0, 3.0)])
+    assert dbsf([5.0]) == [1.0] and dbsf([2.0, 2.0]) == [1.0, 1.0] and dbsf([]) == []
+
+
+def _scored(cid: str, score: float) -> Passage:
+    return replace(_p(cid), score=score)
+
+
+def test_convex_fusion_keeps_a_strong_margin() -> None:
+    # BM25 is sure of "a" (far ahead); the dense leg mildly prefers "b".
+    sparse = [_scored("a", 30.0), _scored("b", 5.0), _scored("c", 4.5), _scored("d", 4.0)]
+    dense = [_scored("b", 0.61), _scored("a", 0.60), _scored("c", 0.30), _scored("d", 0.29)]
+    fused = convex([(dense, 0.2), (sparse, 0.8)], limit=4)
+    assert fused[0].chunk_id == "a"
+    # Reciprocal ranks lose the margin: with equal weights "a" and "b" tie on 1/61 + 1/62.
+    tied = rrf([(dense, 1.0), (sparse, 1.0)], k=60, limit=2)
+    assert tied[0].score == pytest.approx(tied[1].score)
+
+
+def test_fusion_policy_dispatch() -> None:
+    sparse = [_scored("a", 3.0), _scored("b", 1.0)]
+    dense = [_scored("b", 0.9), _scored("a", 0.1)]
+    english = FusionPolicy(model_languages=("en",), dense_weight=0.9, foreign_dense_weight=0.1)
+    assert english.fuse(dense, sparse, "en", 2)[0].chunk_id == "b"
+    assert english.fuse(dense, sparse, "fr", 2)[0].chunk_id == "a"
+    assert FusionPolicy(method="rrf").fuse(dense, sparse, "en", 2)[0].chunk_id in {"a", "b"}
