@@ -57,6 +57,12 @@ class UnstructuredParser:
             from unstructured.partition.email import partition_email
 
             return list(partition_email(**kwargs, process_attachments=False))
+        if fmt == "rtf":
+            # pandoc's RTF reader (unstructured's default) drops letters after accented
+            # characters ("numéro" → "numéo"); LibreOffice reads RTF faithfully.
+            from unstructured.partition.doc import partition_doc
+
+            return list(partition_doc(**kwargs))
         if fmt == "msg":
             from unstructured.partition.msg import partition_msg
 

@@ -111,6 +111,15 @@ def test_scanned_pdf_is_read_through_ocr(indexed: Appliance, corpus_facts: list)
     assert scans[0].marker in passage.text and passage.page == 1
 
 
+def test_french_accents_survive_every_format(indexed: Appliance,
+                                             corpus_facts: list) -> None:  # type: ignore[type-arg]
+    for fact in (f for f in corpus_facts if f.lang == "fr"):
+        passage = indexed.searcher.search(fact.question, k=1).passages[0]
+        words = set(passage.text.split())
+        assert {"numéro", "réglées"} & words or fact.fmt != "rtf", passage.text
+        assert any(ch in passage.text for ch in "éèàç"), (fact.fmt, passage.text)
+
+
 def test_passages_carry_their_provenance(indexed: Appliance, corpus_facts: list) -> None:  # type: ignore[type-arg]
     fact = next(f for f in corpus_facts if f.fmt == "docx")
     passage = indexed.searcher.search(fact.question, k=1).passages[0]
