@@ -30,7 +30,7 @@ class IngestSettings(BaseModel):
     parse_timeout_s: float = Field(180.0, gt=0, description="Time limit to parse one file.")
     parse_memory_mb: int = Field(4096, ge=256, description="Memory cap of a parse worker.")
     ocr_languages: list[str] = Field(["fra", "eng"], description="Tesseract languages.")
-    chunk_max_chars: int = Field(1200, ge=200, description="Largest chunk, in characters.")
+    chunk_max_chars: int = Field(2000, ge=200, description="Largest chunk, in characters.")
 
 
 class EmbeddingSettings(BaseModel):

@@ -11,8 +11,11 @@ Usage: ``python bench/search.py [--sizes 10000 100000] [--queries 200]``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,24 +31,39 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _items(n: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _items(n: int, rng: np.random.Generator, batch: int = 4096):  # type: ignore[no-untyped-def]
+    """Synthetic chunks in batches: 200 topic clusters, Zipf-distributed 60-word texts."""
     from ingest import Chunk
     from retrieval import Analyzer, IndexedChunk, Source
 
     analyzer = Analyzer()
-    vocab = [f"term{i}" for i in range(20000)]
+    vocab = np.array([f"term{i}" for i in range(20000)])
     weights = 1 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()
     centers = rng.normal(size=(200, DIM)).astype(np.float32)
-    for i in range(n):
-        vec = centers[i % 200] + 0.5 * rng.normal(size=DIM).astype(np.float32)
-        vec /= np.linalg.norm(vec)
-        words = rng.choice(len(vocab), size=60, p=weights)
-        text = " ".join(vocab[w] for w in words)
-        chunk = Chunk(content_hash=f"{i // 8:064x}", index=i % 8, text=text, page=1,
-                      section="", lang="en", kind="text", format="txt")
-        yield IndexedChunk(chunk, vec, analyzer.document_vector(text, "en"),
-                           (Source(f"doc-{i // 8}", f"/bench/{i // 8}.txt", 1),), "bench@0")
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        ids = np.arange(start, start + size)
+        vecs = centers[ids % 200] + 0.5 * rng.normal(size=(size, DIM)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        words = rng.choice(len(vocab), size=(size, 60), p=weights)
+        out = []
+        for i, vec, row in zip(ids, vecs, words, strict=True):
+            text = " ".join(vocab[row])
+            chunk = Chunk(content_hash=f"{i // 8:064x}", index=int(i % 8), text=text, page=1,
+                          section="", lang="en", kind="text", format="txt")
+            out.append(IndexedChunk(chunk, vec, analyzer.document_vector(text, "en"),
+                                    (Source(f"doc-{i // 8}", f"/bench/{i // 8}.txt", 1),),
+                                    "bench@0"))
+        yield out
+
+
+def _rss_mb() -> float:
+    """Current resident memory of this process (the store lives in it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _size(path: Path) -> float:
@@ -54,25 +72,21 @@ def _size(path: Path) -> float:
 
 
 def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object]:
-    from retrieval import Analyzer, ClientStore, EdgeStore, rrf
+    from retrieval import Analyzer, ClientStore, EdgeStore, FusionPolicy
 
     path = work / f"{kind}-{n}"
     store = EdgeStore(path) if kind == "embedded" else ClientStore(collection="b", path=path)
     store.open(DIM)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    batch = []
-    for item in _items(n, rng):
-        batch.append(item)
-        if len(batch) == 2048:
-            store.upsert(batch)
-            batch = []
-    if batch:
+    for batch in _items(n, rng):
         store.upsert(batch)
     store.flush()
     store.optimize()
     load_s = time.perf_counter() - t0
+    rss_after_load = _rss_mb()
     analyzer = Analyzer()
+    policy = FusionPolicy(model_languages=("en",))
     qrng = np.random.default_rng(1)
     dense_ms, sparse_ms, hybrid_ms = [], [], []
     for _ in range(queries):
@@ -85,7 +99,7 @@ def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object
         t1 = time.perf_counter()
         s = store.search_sparse(sq, 50)
         t2 = time.perf_counter()
-        rrf([(d, 1.0), (s, 1.0)], k=60, limit=10)
+        policy.fuse(d, s, "en", 10)
         t3 = time.perf_counter()
         dense_ms.append((t1 - t) * 1000)
         sparse_ms.append((t2 - t1) * 1000)
@@ -97,6 +111,7 @@ def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object
         "bm25 p50": statistics.median(sparse_ms), "bm25 p95": _percentile(sparse_ms, 0.95),
         "hybrid p50": statistics.median(hybrid_ms), "hybrid p95": _percentile(hybrid_ms, 0.95),
         "disk MB": _size(path),
+        "RSS MB": rss_after_load,
     }
     shutil.rmtree(path, ignore_errors=True)
     return row
@@ -121,12 +136,24 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backends", nargs="+", default=["embedded", "server-local"])
+    parser.add_argument("--one", nargs=2, metavar=("BACKEND", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--local-max", type=int, default=100_000,
+                        help="Largest size run on qdrant-client's local mode (it is brute force).")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="greffier-bench-search-"))
+    if args.one:  # a child run: one back-end, one size, clean memory accounting
+        print(json.dumps(bench_store(args.one[0], int(args.one[1]), args.queries, work)))
+        shutil.rmtree(work, ignore_errors=True)
+        return
     rows = []
     for n in args.sizes:
         for kind in args.backends:
-            row = bench_store(kind, n, args.queries, work)
+            if kind == "server-local" and n > args.local_max:
+                continue
+            child = subprocess.run(
+                [sys.executable, __file__, "--one", kind, str(n), "--queries", str(args.queries)],
+                capture_output=True, text=True, check=True)
+            row = json.loads(child.stdout.strip().splitlines()[-1])
             rows.append(row)
             print_table(f"{kind} at {n} chunks (latencies in ms)", [row])
     print_table("Search latency (ms; store legs + fusion, query embedding excluded)", rows)

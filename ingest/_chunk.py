@@ -28,7 +28,7 @@ class SectionChunker:
     ``max_chars`` is split at sentence ends, then at spaces.
     """
 
-    max_chars: int = 1200
+    max_chars: int = 2000
 
     def chunk(self, doc: ParsedDocument, content_hash: str) -> list[Chunk]:
         chunks: list[Chunk] = []
