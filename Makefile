@@ -11,23 +11,28 @@ TORCH_LOCAL := $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl)
 PIP_TORCH := $(if $(TORCH_LOCAL),,--extra-index-url https://download.pytorch.org/whl/cpu)
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps $(PIP_TORCH)
 APT_PACKAGES := python3 python3-venv python3-dev build-essential util-linux \
-	tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils pandoc libmagic1 \
+	tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils pandoc libmagic1 softhsm2 \
 	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fonts-dejavu-core
 export DO_NOT_TRACK := 1
 export SCARF_NO_ANALYTICS := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 DEMO_DATA ?= $(CURDIR)/demo-data
+# The demo's passphrase is random, kept beside its data (a demo, not a deployment).
+export GREFFIER_PASSPHRASE_FILE ?= $(DEMO_DATA).passphrase
 
 .PHONY: demo test lint typecheck unit system venv venv-app lock bench clean
 
 ## demo: set up, ingest the demo documents on the embedded defaults, search them.
 demo: venv-app
+	@mkdir -p $(DEMO_DATA) && chmod 700 $(DEMO_DATA)
+	@test -f $(DEMO_DATA).passphrase || (head -c 24 /dev/urandom | base64 > $(DEMO_DATA).passphrase && chmod 600 $(DEMO_DATA).passphrase)
+	@test -f $(DEMO_DATA)/keys/keyring.json || GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier init
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier ingest --sync demo/documents
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier status
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search "Combien de jours de télétravail par semaine ?" --k 3
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search "How do I report a security incident?" --k 3
-	@echo "Try it: GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search \"your question\""
+	@echo "Try it: GREFFIER_DATA_DIR=$(DEMO_DATA) GREFFIER_PASSPHRASE_FILE=$(DEMO_DATA).passphrase $(BIN)/greffier search \"your question\""
 
 ## test: set up, then lint, type-check and run every test.
 test: venv lint typecheck
@@ -79,4 +84,4 @@ bench: venv
 	$(BIN)/python bench/search.py
 
 clean:
-	rm -rf $(VENV) $(STAMP) $(DEMO_DATA) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(STAMP) $(DEMO_DATA) $(DEMO_DATA).passphrase .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import IO
 
@@ -26,7 +27,15 @@ from retrieval import (
     HybridSearcher,
     VectorStore,
 )
-from security import ConfigError, StoreError, forbid_network
+from security import (
+    ConfigError,
+    ContentCipher,
+    KekSource,
+    Keyring,
+    StoreError,
+    UnsealedKeys,
+    forbid_network,
+)
 
 from ._indexer import Indexer
 from ._settings import Settings
@@ -42,37 +51,57 @@ class Appliance:
     encoder: SentenceTransformerEncoder
     searcher: HybridSearcher
     indexer: Indexer
+    keys: UnsealedKeys
+    cipher: ContentCipher
     _lock: IO[str]
 
+    @staticmethod
+    def init(settings: Settings, source: KekSource) -> bytes:
+        """``greffier init``: create the keyring (KEK, keys). Returns the signing public key."""
+        lock = _lock_data_dir(settings.data_dir)
+        try:
+            keys = Keyring(settings.data_dir).create(source)
+            keys.close()
+            return keys.public_key
+        finally:
+            lock.close()
+
     @classmethod
-    def open(cls, settings: Settings) -> Appliance:
-        """Open the data directory (exclusively), the store and the catalog; recover."""
+    def open(cls, settings: Settings, source: KekSource) -> Appliance:
+        """Unseal, open the data directory (exclusively), the store and the catalog; recover.
+
+        The keys stay in this object's memory only; :meth:`close` seals the appliance again.
+        """
         set_offline_environment()
         forbid_network(settings.security.allowed_hosts + _store_hosts(settings))
         data = settings.data_dir
+        lock = _lock_data_dir(data)
         try:
-            data.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = (data / "greffier.lock").open("a")
-        except OSError as exc:
-            raise ConfigError(f"Cannot use the data directory {data}: {exc}",
-                              hint="Set data_dir (GREFFIER_DATA_DIR) to a writable folder.",
-                              ) from exc
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+            keys = Keyring(data).unseal(source)
+        except Exception:
             lock.close()
-            raise StoreError(f"Another Greffier process is using {data}.",
-                             hint="Wait for it to finish (an ingest holds the data directory).") \
-                from exc
+            raise
+        try:
+            return cls._build(settings, keys, lock)
+        except Exception:
+            keys.close()
+            lock.close()
+            raise
+
+    @classmethod
+    def _build(cls, settings: Settings, keys: UnsealedKeys, lock: IO[str]) -> Appliance:
+        data = settings.data_dir
         emb = settings.embeddings
         encoder = SentenceTransformerEncoder(
             emb.model_dir or default_model_dir(), name=emb.model_name,
             query_prefix=emb.query_prefix, passage_prefix=emb.passage_prefix,
             batch_size=emb.batch_size, threads=os.cpu_count())
-        store = _make_store(settings)
         catalog = Catalog(data / "catalog.sqlite3")
+        cipher = ContentCipher(keys, catalog)
+        store = _make_store(settings, cipher)
         try:
             store.open(encoder.identity.dim)
+
         except Exception:
             catalog.close()
             lock.close()
@@ -85,10 +114,10 @@ class Appliance:
             WorkerLimits(timeout_s=ing.parse_timeout_s, memory_mb=ing.parse_memory_mb,
                          languages=tuple(ing.ocr_languages)),
             allowed_hosts=tuple(settings.security.allowed_hosts))
-        analyzer = Analyzer()
+        analyzer = Analyzer(key=keys.index_key)
         indexer = Indexer(catalog=catalog, store=store, encoder=encoder, analyzer=analyzer,
                           chunker=SectionChunker(max_chars=ing.chunk_max_chars),
-                          worker=worker, limits=limits)
+                          worker=worker, limits=limits, cipher=cipher)
         policy = FusionPolicy(method=settings.search.fusion,
                               dense_weight=settings.search.dense_weight,
                               foreign_dense_weight=settings.search.foreign_dense_weight,
@@ -100,14 +129,16 @@ class Appliance:
         ) if search.reranker_dir else None
         searcher = HybridSearcher(store, encoder, analyzer, policy=policy,
                                   candidates=search.candidates, reranker=reranker)
-        appliance = cls(settings, catalog, store, encoder, searcher, indexer, lock)
+        appliance = cls(settings, catalog, store, encoder, searcher, indexer, keys, cipher, lock)
         indexer.recover()
         return appliance
 
     def close(self) -> None:
+        """Stop the parser, flush the store, and seal: the keys leave memory."""
         self.indexer.worker.close()
         self.store.close()
         self.catalog.close()
+        self.keys.close()
         self._lock.close()
 
     def __enter__(self) -> Appliance:
@@ -118,11 +149,28 @@ class Appliance:
         self.close()
 
 
-def _make_store(settings: Settings) -> VectorStore:
+def _lock_data_dir(data: Path) -> IO[str]:
+    try:
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = (data / "greffier.lock").open("a")
+    except OSError as exc:
+        raise ConfigError(f"Cannot use the data directory {data}: {exc}",
+                          hint="Set data_dir (GREFFIER_DATA_DIR) to a writable folder.") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock.close()
+        raise StoreError(
+            f"Another Greffier process is using {data}.",
+            hint="Wait for it to finish (an ingest holds the data directory).") from exc
+    return lock
+
+
+def _make_store(settings: Settings, cipher: ContentCipher) -> VectorStore:
     st = settings.store
     if st.backend == "embedded":
-        return EdgeStore(settings.data_dir / "qdrant", hnsw_ef=st.hnsw_ef)
-    return ClientStore(collection=st.collection, url=st.url,
+        return EdgeStore(settings.data_dir / "qdrant", cipher, hnsw_ef=st.hnsw_ef)
+    return ClientStore(collection=st.collection, cipher=cipher, url=st.url,
                        api_key=st.api_key.get_secret_value() if st.api_key else None,
                        hnsw_ef=st.hnsw_ef)
 
@@ -136,3 +184,18 @@ def _store_hosts(settings: Settings) -> list[str]:
     return [host] if host else []
 
 
+
+
+def rotate_kek(app: Appliance, new_source: KekSource) -> int:
+    """Wrap every data key and the keyring's keys under a new KEK. Data is not re-encrypted."""
+    keyring = Keyring(app.settings.data_dir)
+    rows = app.catalog.wrapped_deks(app.keys.kek_id)
+
+    def rewrap(old: UnsealedKeys, new: UnsealedKeys) -> None:
+        app.catalog.add_wrapped_deks(
+            new.kek_id, [(h, new.wrap_dek(h, old.unwrap_dek(h, blob))) for h, blob in rows])
+
+    app.keys = keyring.rotate(app.keys, new_source, rewrap)
+    app.catalog.drop_other_wrapped_deks(app.keys.kek_id)
+    app.cipher.rekey(app.keys)
+    return len(rows)

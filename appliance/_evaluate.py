@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from retrieval import EvalSet, SearchMode, load_eval_set, mrr_at_k, ndcg_at_k, recall_at_k
+from security import KekSource, Keyring
 
 from ._appliance import Appliance
 from ._indexer import IngestReport
@@ -60,6 +62,19 @@ def _write_corpus(eval_set: EvalSet, folder: Path) -> dict[str, str]:
     return names
 
 
+def _throwaway_keys(settings: Settings, workdir: Path) -> KekSource:
+    """The eval index is throwaway: its passphrase is random and kept beside it."""
+    secret_file = workdir / "eval-passphrase"
+    if not secret_file.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secrets.token_urlsafe(24))
+        secret_file.chmod(0o600)
+    source = KekSource("passphrase", secret_file.read_text())
+    if not Keyring(settings.data_dir).exists():
+        Appliance.init(settings, source)
+    return source
+
+
 def evaluate(settings: Settings, dataset_dir: Path, *, workdir: Path,
              modes: Sequence[SearchMode] = ("bm25", "dense", "hybrid"),
              max_queries: int | None = None, depth: int = 100,
@@ -78,9 +93,10 @@ def evaluate(settings: Settings, dataset_dir: Path, *, workdir: Path,
         return str(Path(path).resolve().relative_to(documents))
 
     run_settings = settings.model_copy(update={"data_dir": (workdir / "data").resolve()})
+    source = _throwaway_keys(run_settings, workdir)
     query_ids = sorted(eval_set.queries)[:max_queries] if max_queries else sorted(
         eval_set.queries)
-    with Appliance.open(run_settings) as app:
+    with Appliance.open(run_settings, source) as app:
         report = app.indexer.ingest([documents], sync=True)
         if on_ingest:
             on_ingest(report)

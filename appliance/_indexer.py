@@ -30,9 +30,10 @@ from ingest import (
     walk,
 )
 from retrieval import Analyzer, IndexedChunk, Source, VectorStore
-from security import FileTooLargeError, IngestError, sha256_file
+from security import ContentCipher, FileTooLargeError, IngestError, sha256_file
 
-Status = Literal["indexed", "updated", "deduplicated", "unchanged", "failed", "removed"]
+Status = Literal["indexed", "updated", "deduplicated", "unchanged", "failed", "removed",
+                 "skipped"]
 _EMBED_BATCH = 64
 
 
@@ -95,14 +96,16 @@ class Indexer:
 
     def __init__(self, *, catalog: Catalog, store: VectorStore, encoder: Encoder,
                  analyzer: Analyzer, chunker: Chunker, worker: ParseWorker,
-                 limits: Limits) -> None:
+                 limits: Limits, cipher: ContentCipher) -> None:
         self.catalog = catalog
+        self.cipher = cipher
         self.store = store
         self.encoder = encoder
         self.analyzer = analyzer
         self.chunker = chunker
         self.worker = worker
         self.limits = limits
+        self.readmit_erased = False
 
     # -- recovery ----------------------------------------------------------------------
     def recover(self) -> int:
@@ -118,8 +121,9 @@ class Indexer:
 
     # -- ingest ------------------------------------------------------------------------
     def ingest(self, roots: Sequence[Path], *, sync: bool = False,
-               progress: Progress | None = None) -> IngestReport:
+               progress: Progress | None = None, readmit_erased: bool = False) -> IngestReport:
         progress = progress or Progress()
+        self.readmit_erased = readmit_erased
         started = time.perf_counter()
         report = IngestReport(recovered=self.recover())
         files = list(walk(roots))
@@ -206,6 +210,14 @@ class Indexer:
             except OSError as exc:
                 record(FileOutcome(key, "failed", error="OSError", message=str(exc)))
                 continue
+            erased = self.catalog.tombstone(content_hash)
+            if erased is not None and not self.readmit_erased:
+                record(FileOutcome(key, "skipped", error="Erased",
+                                   message=f"This content was erased (certificate {erased[2]}); "
+                                   "ingest with --readmit-erased to bring it back."))
+                continue
+            if erased is not None:
+                self.catalog.lift_tombstone(content_hash)
             if doc and doc.content_hash == content_hash and self._current(content_hash, model_id):
                 # Touched but not modified: remember the new mtime, nothing to re-index.
                 self.catalog.link(key, content_hash, size, mtime, fmt)
@@ -259,6 +271,7 @@ class Indexer:
         for item in batch:
             self.catalog.begin_content(item.candidate.content_hash, item.candidate.fmt, model_id)
             self.store.delete_content(item.candidate.content_hash)  # a re-embed may shrink
+            self.cipher.new_content_key(item.candidate.content_hash)  # a fresh DEK per version
         sources = {item.candidate.content_hash: self._sources_after_link(
             str(item.candidate.path), item.candidate.content_hash) for item in batch}
         chunks = [chunk for item in batch for chunk in item.chunks]
@@ -309,7 +322,8 @@ class Indexer:
                                    tuple(Source(d.doc_id, d.path, d.version) for d in docs))
         else:
             self.store.delete_content(content_hash)
-            self.catalog.drop_content(content_hash)
+            self.catalog.drop_content(content_hash)  # destroys the old version's DEK
+            self.cipher.forget(content_hash)
 
     def _sync(self, roots: Sequence[Path], seen: set[str]) -> list[FileOutcome]:
         prefixes = [str(r.resolve()) for r in roots]

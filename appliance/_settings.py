@@ -68,6 +68,11 @@ class SearchSettings(BaseModel):
 class SecuritySettings(BaseModel):
     allowed_hosts: list[str] = Field(
         [], description="Hosts the appliance may connect to besides loopback.")
+    kek: Literal["passphrase", "pkcs11"] = Field(
+        "passphrase", description="What protects the key-encryption key.")
+    pkcs11_module: str = Field("", description="PKCS#11 library (kek = pkcs11).")
+    pkcs11_token_label: str = Field("greffier", description="Token label (kek = pkcs11).")
+    pkcs11_key_label: str = Field("greffier-kek", description="KEK label in the token.")
 
 
 class Settings(BaseSettings):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -16,12 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from retrieval import SearchFilter, SearchResult
-from security import GreffierError
+from security import GreffierError, Keyring, verify
 
-from ._appliance import Appliance
+from ._appliance import Appliance, rotate_kek
 from ._indexer import FileOutcome, IngestReport, Status
 from ._indexer import Progress as IngestProgress
 from ._settings import load_settings
+from ._unseal import kek_source
 
 _FILTER_KEYS = {"doc": "doc_ids", "lang": "langs", "format": "formats"}
 
@@ -37,16 +40,19 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 def _open(ctx: click.Context) -> Appliance:
-    return Appliance.open(load_settings(ctx.obj))
+    settings = load_settings(ctx.obj)
+    return Appliance.open(settings, kek_source(settings))
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--sync", is_flag=True, help="Also remove documents whose files are gone.")
+@click.option("--readmit-erased", is_flag=True, help="Re-ingest content that was erased.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, as_json: bool) -> None:
+def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, readmit_erased: bool,
+           as_json: bool) -> None:
     """Ingest files and folders (only new or changed files are re-indexed)."""
     console = Console(stderr=True)
     with _open(ctx) as app, Progress(
@@ -67,7 +73,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, as_json: boo
                 bar.console.print(f"[red]✗[/] {outcome.path}: {outcome.message}")
 
         report = app.indexer.ingest(
-            list(paths), sync=sync,
+            list(paths), sync=sync, readmit_erased=readmit_erased,
             progress=IngestProgress(on_total=lambda n: bar.update(task, total=n), on_file=on_file))
     if as_json:
         click.echo(json.dumps(_report_dict(report), indent=2))
@@ -152,6 +158,64 @@ def _result_dict(result: SearchResult) -> dict[str, Any]:
             for i, p in enumerate(result.passages, start=1)
         ],
     }
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the appliance's keys (KEK from the passphrase or the PKCS#11 token)."""
+    settings = load_settings(ctx.obj)
+    public = Appliance.init(settings, kek_source(settings))
+    click.echo(f"Initialised {settings.data_dir} ({settings.security.kek} KEK).")
+    click.echo(f"Appliance signing key (Ed25519, base64): {base64.b64encode(public).decode()}")
+
+
+@cli.group()
+def keys() -> None:
+    """Key management."""
+
+
+@keys.command(name="rotate")
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """Wrap every data key under a new KEK (GREFFIER_NEW_PASSPHRASE[_FILE]); no re-encryption."""
+    settings = load_settings(ctx.obj)
+    with _open(ctx) as app:
+        count = rotate_kek(app, kek_source(settings, new=True))
+    click.echo(f"Rotated the KEK: {count} data keys re-wrapped.")
+
+
+@cli.command(name="erase")
+@click.argument("document")
+@click.option("--by", "erased_by", default=None, help="Who erases (default: $SUDO_USER/$USER).")
+@click.pass_context
+def erase_command(ctx: click.Context, document: str, erased_by: str | None) -> None:
+    """Erase a document for good (crypto-erasure) and print its signed certificate."""
+    import getpass as _getpass
+
+    from ._erase import erase
+
+    who = erased_by or os.environ.get("SUDO_USER") or _getpass.getuser()
+    with _open(ctx) as app:
+        certificate = erase(app, document, erased_by=who)
+    click.echo(json.dumps(certificate, indent=2))
+
+
+@cli.command(name="verify-certificate")
+@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public-key", default=None,
+              help="Ed25519 public key (base64); default: this appliance's.")
+@click.pass_context
+def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | None) -> None:
+    """Check an erasure certificate's signature, offline."""
+    document = json.loads(certificate.read_text())
+    key = base64.b64decode(public_key) if public_key else Keyring(
+        load_settings(ctx.obj).data_dir).public_key()
+    if not verify(document, key):
+        click.echo("INVALID: the signature does not match.", err=True)
+        sys.exit(1)
+    click.echo(f"valid: content {document['content_sha256']} erased at {document['erased_at']} "
+               f"by {document['erased_by']}")
 
 
 @cli.command()

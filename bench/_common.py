@@ -58,3 +58,29 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     print(f"\nwrote {path}")
     return path
+
+
+class MemoryDeks:
+    """Wrapped data keys kept in memory (benchmarks only; the appliance uses its catalog)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+
+    def wrapped_dek(self, content_hash: str, kek_id: int) -> bytes | None:
+        return self.rows.get(content_hash)
+
+    def put_wrapped_dek(self, content_hash: str, kek_id: int, blob: bytes) -> None:
+        self.rows[content_hash] = blob
+
+
+def bench_cipher() -> Any:
+    """A real ContentCipher under a throwaway passphrase KEK."""
+    import os as _os
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from security import Argon2Params, ContentCipher, PassphraseKEK, UnsealedKeys
+
+    keys = UnsealedKeys(PassphraseKEK("bench", Argon2Params.fresh()), _os.urandom(32),
+                        _os.urandom(32), Ed25519PrivateKey.generate())
+    return ContentCipher(keys, MemoryDeks())

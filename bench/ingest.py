@@ -20,6 +20,7 @@ from _common import print_table, write_json
 def build_mixed(dest: Path, n: int) -> None:
     """n documents: a third text/markdown, the rest DOCX, HTML, and PDF (via LibreOffice)."""
     import docx
+
     from corpus import _soffice_convert, build_bulk
 
     build_bulk(dest, n // 3, seed=1)

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import print_table, write_json
+
+from _common import bench_cipher, print_table, write_json
 
 DIM = 384
 
@@ -75,11 +76,15 @@ def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object
     from retrieval import Analyzer, ClientStore, EdgeStore, FusionPolicy
 
     path = work / f"{kind}-{n}"
-    store = EdgeStore(path) if kind == "embedded" else ClientStore(collection="b", path=path)
+    cipher = bench_cipher()
+    store = (EdgeStore(path, cipher) if kind == "embedded"
+             else ClientStore(collection="b", cipher=cipher, path=path))
     store.open(DIM)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for batch in _items(n, rng):
+        for content_hash in {item.chunk.content_hash for item in batch}:
+            cipher.new_content_key(content_hash)
         store.upsert(batch)
     store.flush()
     store.optimize()

@@ -54,6 +54,18 @@ CREATE TABLE IF NOT EXISTS failures (
     seen_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS data_keys (
+    content_hash TEXT NOT NULL,
+    kek_id INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (content_hash, kek_id)
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    content_hash TEXT PRIMARY KEY,
+    erased_at REAL NOT NULL,
+    erased_by TEXT NOT NULL,
+    certificate_id TEXT NOT NULL
+);
 """
 
 
@@ -85,12 +97,20 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (a destroyed data key) are overwritten, not left in free pages.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
     # -- documents ---------------------------------------------------------------------
+    def document_by_id(self, doc_id: str) -> DocumentRecord | None:
+        row = self._db.execute(
+            "SELECT doc_id, path, content_hash, version, size, mtime_ns, format "
+            "FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return DocumentRecord(*row) if row else None
+
     def document(self, path: str) -> DocumentRecord | None:
         row = self._db.execute(
             "SELECT doc_id, path, content_hash, version, size, mtime_ns, format "
@@ -170,13 +190,67 @@ class Catalog:
         return row is not None
 
     def drop_content(self, content_hash: str) -> None:
+        """Forget a content no document uses; its DEK is destroyed with it."""
         with self._tx():
             self._db.execute("DELETE FROM contents WHERE content_hash = ?", (content_hash,))
+            self._db.execute("DELETE FROM data_keys WHERE content_hash = ?", (content_hash,))
 
     def stale_contents(self, model_id: str) -> list[str]:
         rows = self._db.execute(
             "SELECT content_hash FROM contents WHERE model_id != ?", (model_id,))
         return [row[0] for row in rows]
+
+    # -- data keys (wrapped DEKs) and erasure ----------------------------------------------
+    def wrapped_dek(self, content_hash: str, kek_id: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT wrapped FROM data_keys WHERE content_hash = ? AND kek_id = ?",
+            (content_hash, kek_id)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put_wrapped_dek(self, content_hash: str, kek_id: int, blob: bytes) -> None:
+        """A new DEK for a content replaces all its wrapped keys (every KEK generation)."""
+        with self._tx():
+            self._db.execute("DELETE FROM data_keys WHERE content_hash = ?", (content_hash,))
+            self._db.execute("INSERT INTO data_keys VALUES (?, ?, ?)",
+                             (content_hash, kek_id, blob))
+
+    def wrapped_deks(self, kek_id: int) -> list[tuple[str, bytes]]:
+        return [(h, bytes(b)) for h, b in self._db.execute(
+            "SELECT content_hash, wrapped FROM data_keys WHERE kek_id = ?", (kek_id,))]
+
+    def add_wrapped_deks(self, kek_id: int, rows: list[tuple[str, bytes]]) -> None:
+        """Key rotation, step 1: every DEK wrapped under the next KEK too (one transaction)."""
+        with self._tx():
+            self._db.executemany("INSERT OR REPLACE INTO data_keys VALUES (?, ?, ?)",
+                                 [(h, kek_id, blob) for h, blob in rows])
+
+    def drop_other_wrapped_deks(self, kek_id: int) -> None:
+        """Key rotation, last step: forget wraps under any KEK but the current one."""
+        with self._tx():
+            self._db.execute("DELETE FROM data_keys WHERE kek_id != ?", (kek_id,))
+
+    def tombstone(self, content_hash: str) -> tuple[float, str, str] | None:
+        row = self._db.execute(
+            "SELECT erased_at, erased_by, certificate_id FROM tombstones WHERE content_hash = ?",
+            (content_hash,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def erase_content(self, content_hash: str, erased_by: str, certificate_id: str) -> None:
+        """Destroy the content's DEK, forget its documents, leave a tombstone. One step."""
+        with self._tx():
+            self._db.execute("DELETE FROM data_keys WHERE content_hash = ?", (content_hash,))
+            self._db.execute("DELETE FROM documents WHERE content_hash = ?", (content_hash,))
+            self._db.execute("DELETE FROM contents WHERE content_hash = ?", (content_hash,))
+            self._db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)",
+                             (content_hash, time.time(), erased_by, certificate_id))
+
+    def purge_journal(self) -> None:
+        """Checkpoint and truncate the write-ahead log: no old page survives in it."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def lift_tombstone(self, content_hash: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM tombstones WHERE content_hash = ?", (content_hash,))
 
     # -- failures ----------------------------------------------------------------------
     def failure(self, path: str) -> FailureRecord | None:

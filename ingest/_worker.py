@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import shutil
 import tempfile
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -33,14 +34,15 @@ class WorkerLimits:
 
 
 def _private_tmp() -> str:
-    """Temporary files of parsers (LibreOffice conversions, OCR images) go to RAM when possible."""
+    """Temporary files of parsers (LibreOffice conversions, OCR images) go to RAM when possible:
+    plaintext of a document must not land on disk. Removed when the worker stops."""
     shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp inside, mode 0700
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
     return tempfile.mkdtemp(prefix="greffier-parse-", dir=base)
 
 
-def _serve(conn: Connection, limits: WorkerLimits, allowed_hosts: tuple[str, ...]) -> None:
-    tmp = _private_tmp()
+def _serve(conn: Connection, limits: WorkerLimits, allowed_hosts: tuple[str, ...],
+           tmp: str) -> None:
     os.environ["TMPDIR"] = tmp
     tempfile.tempdir = tmp
     cap = limits.memory_mb * 1024 * 1024
@@ -96,6 +98,7 @@ class ParseWorker:
         self._proc: Any = None
         self._conn: Connection | None = None
         self.blocked_attempts: list[str] = []
+        self._tmp: str | None = None
 
     def _ensure(self) -> Connection:
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
@@ -103,8 +106,9 @@ class ParseWorker:
         self.close()
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self._limits, self._allowed), daemon=True,
-                           name="greffier-parse")
+        self._tmp = _private_tmp()
+        proc = ctx.Process(target=_serve, args=(child, self._limits, self._allowed, self._tmp),
+                           daemon=True, name="greffier-parse")
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
@@ -151,3 +155,6 @@ class ParseWorker:
                 self._proc.kill()
             self._proc.join(timeout=5)
         self._proc, self._conn = None, None
+        if self._tmp is not None:  # conversions and OCR images of the parsed documents
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

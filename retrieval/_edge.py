@@ -12,7 +12,15 @@ import numpy.typing as npt
 
 from security import StoreError
 
-from ._payload import DENSE, INDEXED_FIELDS, SPARSE, sources_payload, to_passage, to_payload
+from ._payload import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    PayloadCipher,
+    sources_payload,
+    to_passage,
+    to_payload,
+)
 from ._store import filter_fields
 from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
@@ -24,8 +32,9 @@ class EdgeStore:
 
     name = "embedded"
 
-    def __init__(self, path: Path, *, hnsw_ef: int = 128) -> None:
+    def __init__(self, path: Path, cipher: PayloadCipher, *, hnsw_ef: int = 128) -> None:
         self.path = path
+        self.cipher = cipher
         self.hnsw_ef = hnsw_ef
         self._shard: Any = None
         self._lock = threading.RLock()
@@ -105,7 +114,7 @@ class EdgeStore:
                     vector={DENSE: item.dense.tolist(),
                             SPARSE: q.SparseVector(list(item.sparse.indices),
                                                    list(item.sparse.values))},
-                    payload=to_payload(item),
+                    payload=to_payload(item, self.cipher),
                 )
                 for item in items[start:start + _BATCH]
             ]
@@ -127,7 +136,7 @@ class EdgeStore:
         request = q.QueryRequest(limit=limit, query=query, filter=self._filter(flt),
                                  with_payload=True, params=q.SearchParams(hnsw_ef=self.hnsw_ef))
         points = self.shard.query(request)
-        return [to_passage(p.id, p.score, p.payload) for p in points]
+        return [to_passage(p.id, p.score, p.payload, self.cipher) for p in points]
 
     def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
                      flt: SearchFilter | None = None) -> list[Passage]:

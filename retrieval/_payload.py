@@ -1,11 +1,13 @@
 """The one place where chunk payloads are written and read.
 
-Every back-end stores exactly this dict. The security layer will encrypt ``text`` here.
+Every back-end stores exactly this dict. Chunk text and section title are sealed with the
+content's data key (``sealed``, see security/FORMAT.md); the rest is what filters need.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import Any, Protocol
 
 from ._types import IndexedChunk, Passage, Source
 
@@ -15,14 +17,22 @@ SPARSE = "bm25"
 INDEXED_FIELDS = ("content_hash", "doc_ids", "lang", "format", "acl_groups")
 
 
-def to_payload(item: IndexedChunk) -> dict[str, Any]:
+class PayloadCipher(Protocol):
+    """Seals a chunk's text and section for storage, and opens them again."""
+
+    def seal_chunk(self, content_hash: str, index: int, text: str, section: str) -> bytes: ...
+
+    def open_chunk(self, content_hash: str, index: int, blob: bytes) -> tuple[str, str]: ...
+
+
+def to_payload(item: IndexedChunk, cipher: PayloadCipher) -> dict[str, Any]:
     chunk = item.chunk
+    sealed = cipher.seal_chunk(chunk.content_hash, chunk.index, chunk.text, chunk.section)
     return {
-        "text": chunk.text,
+        "sealed": base64.b64encode(sealed).decode("ascii"),
         "content_hash": chunk.content_hash,
         "chunk_index": chunk.index,
         "page": chunk.page,
-        "section": chunk.section,
         "lang": chunk.lang,
         "kind": chunk.kind,
         "format": chunk.format,
@@ -39,15 +49,20 @@ def sources_payload(sources: tuple[Source, ...]) -> dict[str, Any]:
     }
 
 
-def to_passage(point_id: object, score: float, payload: dict[str, Any]) -> Passage:
+def to_passage(point_id: object, score: float, payload: dict[str, Any],
+               cipher: PayloadCipher) -> Passage:
+    content_hash = str(payload["content_hash"])
+    index = int(payload["chunk_index"])
+    text, section = cipher.open_chunk(content_hash, index,
+                                      base64.b64decode(str(payload["sealed"])))
     return Passage(
         chunk_id=str(point_id),
-        text=str(payload["text"]),
+        text=text,
         score=float(score),
-        content_hash=str(payload["content_hash"]),
-        chunk_index=int(payload["chunk_index"]),
+        content_hash=content_hash,
+        chunk_index=index,
         page=payload.get("page"),
-        section=str(payload.get("section") or ""),
+        section=section,
         lang=str(payload.get("lang") or "und"),
         format=str(payload.get("format") or ""),
         kind=str(payload.get("kind") or "text"),

@@ -15,7 +15,15 @@ import numpy.typing as npt
 
 from security import StoreError
 
-from ._payload import DENSE, INDEXED_FIELDS, SPARSE, sources_payload, to_passage, to_payload
+from ._payload import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    PayloadCipher,
+    sources_payload,
+    to_passage,
+    to_payload,
+)
 from ._store import filter_fields
 from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
@@ -27,8 +35,10 @@ class ClientStore:
 
     name = "server"
 
-    def __init__(self, *, collection: str, url: str | None = None, api_key: str | None = None,
-                 path: Path | None = None, timeout_s: int = 30, hnsw_ef: int = 128) -> None:
+    def __init__(self, *, collection: str, cipher: PayloadCipher, url: str | None = None,
+                 api_key: str | None = None, path: Path | None = None, timeout_s: int = 30,
+                 hnsw_ef: int = 128) -> None:
+        self.cipher = cipher
         if (url is None) == (path is None):
             raise StoreError("Give either a server URL or a local path.",
                              hint="Set store.url for a server; tests use a local path.")
@@ -97,7 +107,7 @@ class ClientStore:
                     vector={DENSE: item.dense.tolist(),
                             SPARSE: models.SparseVector(indices=list(item.sparse.indices),
                                                         values=list(item.sparse.values))},
-                    payload=to_payload(item),
+                    payload=to_payload(item, self.cipher),
                 )
                 for item in items[start:start + _BATCH]
             ]
@@ -123,7 +133,7 @@ class ClientStore:
         response = self.client.query_points(
             self.collection, query=query, using=using, limit=limit,
             query_filter=self._filter(flt), with_payload=True, search_params=params)
-        return [to_passage(p.id, p.score, p.payload or {}) for p in response.points]
+        return [to_passage(p.id, p.score, p.payload or {}, self.cipher) for p in response.points]
 
     def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
                      flt: SearchFilter | None = None) -> list[Passage]:

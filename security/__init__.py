@@ -1,8 +1,10 @@
-"""Security primitives used by every layer: the exception tree, the egress guard, hashing.
+"""Security primitives used by every layer: errors, egress guard, hashing, keys, encryption.
 
-Issue 4 adds keys, envelope encryption, erasure, the audit log and receipts here.
+Formats are specified in FORMAT.md beside this file.
 """
 
+from ._aead import AuthenticationError
+from ._cipher import ContentCipher, DekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
     ConfigError,
@@ -20,24 +22,39 @@ from ._errors import (
     UnsupportedFormatError,
 )
 from ._hashing import sha256_file, sha256_text
+from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
+from ._keyring import KekSource, Keyring, UnsealedKeys
+from ._signing import sign, verify
 
 __all__ = [
+    "Argon2Params",
+    "AuthenticationError",
     "ConfigError",
+    "ContentCipher",
+    "DekStore",
     "EmptyDocumentError",
     "EncryptedDocumentError",
     "FileTooLargeError",
     "GreffierError",
     "IngestError",
+    "KekSource",
+    "KeyWrapper",
+    "Keyring",
     "ModelError",
     "NetworkForbiddenError",
     "ParseFailedError",
+    "PassphraseKEK",
+    "Pkcs11KEK",
     "SealedError",
     "StoreError",
     "SuspiciousArchiveError",
+    "UnsealedKeys",
     "UnsupportedFormatError",
     "allow_network",
     "blocked_attempts",
     "forbid_network",
     "sha256_file",
     "sha256_text",
+    "sign",
+    "verify",
 ]

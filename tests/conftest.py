@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import security
 from appliance import Appliance, Settings, load_settings
 from ingest import set_offline_environment
+from security import (
+    Argon2Params,
+    ContentCipher,
+    KekSource,
+    Keyring,
+    PassphraseKEK,
+    UnsealedKeys,
+)
 
 if TYPE_CHECKING:
     from corpus import Fact
@@ -32,9 +41,39 @@ def no_network() -> Iterator[None]:
     assert attempts == [], f"connection attempts during the tests: {attempts}"
 
 
+PASSPHRASE = "correct horse battery staple"
+KEKS = KekSource("passphrase", PASSPHRASE)
+
+
+class MemoryDeks:
+    """Wrapped data keys in a dict: lets store tests run without a catalog."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int], bytes] = {}
+
+    def wrapped_dek(self, content_hash: str, kek_id: int) -> bytes | None:
+        return self.rows.get((content_hash, kek_id))
+
+    def put_wrapped_dek(self, content_hash: str, kek_id: int, blob: bytes) -> None:
+        self.rows[(content_hash, kek_id)] = blob
+
+
+def make_cipher() -> ContentCipher:
+    keys = UnsealedKeys(PassphraseKEK(PASSPHRASE, Argon2Params.fresh()), os.urandom(32),
+                        os.urandom(32), Ed25519PrivateKey.generate())
+    return ContentCipher(keys, MemoryDeks())
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     os.environ.pop("GREFFIER_CONFIG", None)
     return load_settings(None, data_dir=str(data_dir), **overrides)
+
+
+def open_appliance(settings: Settings) -> Appliance:
+    """Initialise the data directory on first use, then unseal it with the test passphrase."""
+    if not Keyring(settings.data_dir).exists():
+        Appliance.init(settings, KEKS)
+    return Appliance.open(settings, KEKS)
 
 
 @pytest.fixture
@@ -65,7 +104,7 @@ def corpus_facts(corpus: tuple[Path, list[Fact]]) -> list[Fact]:
 def indexed(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Iterator[Appliance]:
     """An appliance that has ingested the whole fixture corpus (once per session)."""
     data = tmp_path_factory.mktemp("indexed-data")
-    app = Appliance.open(make_settings(data))
+    app = open_appliance(make_settings(data))
     app.ingest_report = app.indexer.ingest([corpus_dir])  # type: ignore[attr-defined]
     yield app
     app.close()

@@ -20,7 +20,15 @@ GREFFIER = [sys.executable, "-m", "appliance"]
 def _env(data: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREFFIER_")}
     env["GREFFIER_DATA_DIR"] = str(data)
+    secret = data.parent / f"{data.name}.passphrase"
+    secret.write_text("operator passphrase for the tests\n")
+    env["GREFFIER_PASSPHRASE_FILE"] = str(secret)
     return env
+
+
+def _init(data: Path) -> None:
+    subprocess.run([*GREFFIER, "init"], env=_env(data), capture_output=True, text=True,
+                   timeout=300, check=True)
 
 
 def _run(args: list[str], data: Path, *, prefix: tuple[str, ...] = (),
@@ -52,10 +60,12 @@ def test_kill_9_mid_ingest_then_resume_matches_a_clean_run(tmp_path: Path) -> No
     folder.mkdir()
     build_bulk(folder, 60)
     clean = tmp_path / "clean"
+    _init(clean)
     _run(["ingest", str(folder)], clean)
     expected = _status(clean)
 
     crashed = tmp_path / "crashed"
+    _init(crashed)
     proc = subprocess.Popen([*GREFFIER, "ingest", str(folder)], env=_env(crashed),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -93,6 +103,7 @@ def test_ingest_and_search_in_a_namespace_without_network(tmp_path: Path) -> Non
         "In case of fire, leave the building by the nearest staircase and gather in the "
         "north car park.", encoding="utf-8")
     data = tmp_path / "data"
+    _init(data)
     ingest = _run(["ingest", str(docs), "--json"], data, prefix=("unshare", "-n"))
     assert json.loads(ingest.stdout)["summary"]["indexed"] == 2
     found = _run(["search", "où se rassembler en cas d'incendie ? fire gather", "--json", "--k",
@@ -109,6 +120,7 @@ def test_cli_reports_bad_files_and_exits_3(tmp_path: Path) -> None:
     docs.mkdir()
     (docs / "ok.txt").write_text("The printer on floor three needs a badge.", encoding="utf-8")
     (docs / "broken.pdf").write_bytes(b"this is not a pdf at all")
+    _init(tmp_path / "data")
     result = _run(["ingest", str(docs)], tmp_path / "data", check=False)
     assert result.returncode == 3
     assert "broken.pdf" in result.stdout and "not a PDF" in result.stdout

@@ -9,12 +9,12 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_settings
 
-from appliance import Appliance
 from appliance._evaluate import evaluate
 from embeddings import default_model_dir
 from retrieval import mrr_at_k, ndcg_at_k, recall_at_k
+
+from conftest import ROOT, make_settings, open_appliance
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -113,7 +113,7 @@ def test_cross_encoder_reranking_plumbing(tmp_path: Path) -> None:
         (docs / f"{topic}.txt").write_text(f"Note {i}: everything about the {topic} policy.")
     settings = make_settings(tmp_path / "data", search={"reranker_dir": str(tmp_path / "reranker"),
                                                         "rerank_top": 5})
-    with Appliance.open(settings) as app:
+    with open_appliance(settings) as app:
         app.indexer.ingest([docs])
         fused = app.searcher.search("parking policy", k=5, mode="hybrid").passages
         reranked = app.searcher.search("parking policy", k=5, mode="hybrid+rerank")

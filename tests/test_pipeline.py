@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_settings
 
 import security
 from appliance import Appliance
+
+from conftest import make_settings, open_appliance
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def small_folder(tmp_path: Path) -> Path:
 
 
 def test_reingest_dedupe_update_and_sync(tmp_path: Path, small_folder: Path) -> None:
-    with Appliance.open(make_settings(tmp_path / "data")) as app:
+    with open_appliance(make_settings(tmp_path / "data")) as app:
         first = app.indexer.ingest([small_folder])
         assert first.count("indexed") == 3 and first.count("failed") == 0
         points = app.store.count()
@@ -73,14 +74,14 @@ def test_reingest_dedupe_update_and_sync(tmp_path: Path, small_folder: Path) -> 
 def test_model_identity_is_recorded_and_a_new_model_reembeds(tmp_path: Path,
                                                               small_folder: Path) -> None:
     data = tmp_path / "data"
-    with Appliance.open(make_settings(data)) as app:
+    with open_appliance(make_settings(data)) as app:
         app.indexer.ingest([small_folder])
         ident = app.encoder.identity
         assert len(ident.weights_sha256) == 64 and ident.dim == 384
         hit = app.searcher.search("paid leave", k=1).passages[0]
         assert hit.model_id == ident.id
     renamed = make_settings(data, embeddings={"model_name": "minilm-retrained"})
-    with Appliance.open(renamed) as app:
+    with open_appliance(renamed) as app:
         report = app.indexer.ingest([small_folder])
         assert report.count("updated") == 3
         assert app.searcher.search("paid leave", k=1).passages[0].model_id.startswith(
@@ -141,7 +142,7 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
     expected = build_bad_files(folder)
     _write(folder, "good.txt", "The quarterly budget review happens on the first Tuesday.")
     settings = make_settings(tmp_path / "data", ingest={"parse_timeout_s": 120})
-    with Appliance.open(settings) as app:
+    with open_appliance(settings) as app:
         report = app.indexer.ingest([folder])
     outcomes = {Path(o.path).name: o for o in report.outcomes}
     assert outcomes["good.txt"].status == "indexed"

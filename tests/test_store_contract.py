@@ -20,15 +20,22 @@ from retrieval import (
 )
 from security import StoreError
 
+from conftest import make_cipher
+
 pytestmark = pytest.mark.integration
 DIM = 8
 ANALYZER = Analyzer()
 
 
+CIPHER = make_cipher()
+for _hash in ("h1", "h2"):
+    CIPHER.new_content_key(_hash)
+
+
 def _store(kind: str, path: Path) -> VectorStore:
     if kind == "edge":
-        return EdgeStore(path / "edge")
-    return ClientStore(collection="test", path=path / "client")
+        return EdgeStore(path / "edge", CIPHER)
+    return ClientStore(collection="test", cipher=CIPHER, path=path / "client")
 
 
 @pytest.fixture(params=["edge", "client"])
@@ -116,8 +123,8 @@ def test_reopen_keeps_data_and_refuses_another_dimension(kind: str, tmp_path: Pa
 
 
 def test_edge_store_is_single_owner(tmp_path: Path) -> None:
-    first = EdgeStore(tmp_path / "edge")
+    first = EdgeStore(tmp_path / "edge", CIPHER)
     first.open(DIM)
     with pytest.raises(StoreError, match="in use by another process"):
-        EdgeStore(tmp_path / "edge").open(DIM)
+        EdgeStore(tmp_path / "edge", CIPHER).open(DIM)
     first.close()
