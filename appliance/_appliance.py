@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import getpass
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from embeddings import SentenceTransformerEncoder, default_model_dir
 from ingest import (
@@ -25,9 +27,14 @@ from retrieval import (
     EdgeStore,
     FusionPolicy,
     HybridSearcher,
+    SearchFilter,
+    SearchMode,
+    SearchResult,
     VectorStore,
 )
 from security import (
+    AuditError,
+    AuditLog,
     ConfigError,
     ContentCipher,
     KekSource,
@@ -35,9 +42,11 @@ from security import (
     StoreError,
     UnsealedKeys,
     forbid_network,
+    issue_receipt,
+    sha256_hex,
 )
 
-from ._indexer import Indexer
+from ._indexer import FileOutcome, Indexer, IngestReport, Progress
 from ._settings import Settings
 
 
@@ -53,6 +62,8 @@ class Appliance:
     indexer: Indexer
     keys: UnsealedKeys
     cipher: ContentCipher
+    audit: AuditLog
+    user: str
     _lock: IO[str]
 
     @staticmethod
@@ -67,7 +78,7 @@ class Appliance:
             lock.close()
 
     @classmethod
-    def open(cls, settings: Settings, source: KekSource) -> Appliance:
+    def open(cls, settings: Settings, source: KekSource, *, user: str = "") -> Appliance:
         """Unseal, open the data directory (exclusively), the store and the catalog; recover.
 
         The keys stay in this object's memory only; :meth:`close` seals the appliance again.
@@ -82,14 +93,17 @@ class Appliance:
             lock.close()
             raise
         try:
-            return cls._build(settings, keys, lock)
+            audit = AuditLog(data / "audit", keys.audit_key, keys.signing_key)
+            audit.append("unseal", user or current_user(), {"kek": settings.security.kek})
+            return cls._build(settings, keys, audit, user or current_user(), lock)
         except Exception:
             keys.close()
             lock.close()
             raise
 
     @classmethod
-    def _build(cls, settings: Settings, keys: UnsealedKeys, lock: IO[str]) -> Appliance:
+    def _build(cls, settings: Settings, keys: UnsealedKeys, audit: AuditLog, user: str,
+               lock: IO[str]) -> Appliance:
         data = settings.data_dir
         emb = settings.embeddings
         encoder = SentenceTransformerEncoder(
@@ -129,12 +143,62 @@ class Appliance:
         ) if search.reranker_dir else None
         searcher = HybridSearcher(store, encoder, analyzer, policy=policy,
                                   candidates=search.candidates, reranker=reranker)
-        appliance = cls(settings, catalog, store, encoder, searcher, indexer, keys, cipher, lock)
+        appliance = cls(settings, catalog, store, encoder, searcher, indexer, keys, cipher, audit,
+                        user, lock)
         indexer.recover()
         return appliance
 
+    # -- audited operations --------------------------------------------------------------
+    def ingest(self, roots: list[Path], *, sync: bool = False, readmit_erased: bool = False,
+               progress: Progress | None = None) -> IngestReport:
+        """Ingest, recorded in the audit log (refused if the record cannot be written)."""
+        self.audit.append("ingest.begin", self.user, {
+            "roots": [str(r) for r in roots], "sync": sync, "readmit_erased": readmit_erased})
+        base = progress or Progress()
+
+        def on_file(outcome: FileOutcome) -> None:
+            if outcome.status != "unchanged":
+                doc = self.catalog.document(outcome.path)
+                self.audit.append(f"ingest.{outcome.status}", self.user, {
+                    "path": outcome.path, "content_sha256": doc.content_hash if doc else None,
+                    "version": doc.version if doc else None, "chunks": outcome.chunks,
+                    "error": outcome.error or None})
+            base.on_file(outcome)
+
+        report = self.indexer.ingest(roots, sync=sync, readmit_erased=readmit_erased,
+                                     progress=Progress(on_total=base.on_total, on_file=on_file))
+        self.audit.append("ingest.end", self.user, {
+            "files": len(report.outcomes), "chunks": report.chunks,
+            "failed": report.count("failed")})
+        return report
+
+    def search(self, query: str, *, k: int | None = None, flt: SearchFilter | None = None,
+               mode: SearchMode = "hybrid") -> tuple[SearchResult, dict[str, Any]]:
+        """Search, audited, with a signed receipt. No audit record, no results."""
+        result = self.searcher.search(query, k=k or self.settings.search.k, flt=flt, mode=mode)
+        ident = self.encoder.identity
+        passages = [{"chunk_id": p.chunk_id, "content_sha256": p.content_hash,
+                     "doc_id": p.doc_id, "version": p.version} for p in result.passages]
+        index = self.audit.append(
+            "search", self.user,
+            {"mode": mode, "passages": passages, "embedder": ident.id,
+             "question_sha256": sha256_hex(query)},
+            secret={"question": query})
+        receipt = issue_receipt(self.audit, index, {
+            "kind": "search", "question_sha256": sha256_hex(query), "user": self.user,
+            "passages": passages,
+            "model": {"embedder": ident.name, "embedder_sha256": ident.weights_sha256},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "answer_sha256": None,
+        }, self.keys.signing_key)
+        return result, receipt
+
     def close(self) -> None:
         """Stop the parser, flush the store, and seal: the keys leave memory."""
+        try:
+            self.audit.append("seal", self.user, {})
+            self.audit.sign_head()
+        except AuditError:
+            pass  # sealing must not fail: the keys leave memory whatever happens
         self.indexer.worker.close()
         self.store.close()
         self.catalog.close()
@@ -195,7 +259,15 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
         app.catalog.add_wrapped_deks(
             new.kek_id, [(h, new.wrap_dek(h, old.unwrap_dek(h, blob))) for h, blob in rows])
 
+    app.audit.append("keys.rotate.begin", app.user, {"kek": new_source.kind,
+                                                     "data_keys": len(rows)})
     app.keys = keyring.rotate(app.keys, new_source, rewrap)
     app.catalog.drop_other_wrapped_deks(app.keys.kek_id)
     app.cipher.rekey(app.keys)
+    app.audit.append("keys.rotate.end", app.user, {"kek_id": app.keys.kek_id})
     return len(rows)
+
+
+def current_user() -> str:
+    """Who runs this command: the sudo caller if any, else the login name."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()

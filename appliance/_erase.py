@@ -41,6 +41,10 @@ def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
     docs = app.catalog.documents_of(content_hash)
     points = app.store.count(_content_filter(content_hash))
     certificate_id = str(uuid.uuid4())
+    # Recorded before anything is destroyed: no record, no erasure.
+    app.audit.append("erase.begin", erased_by, {"content_sha256": content_hash,
+                                                "certificate_id": certificate_id,
+                                                "documents": [d.doc_id for d in docs]})
     # 1. the key: one transaction destroys the wrapped DEK, forgets the documents and
     #    leaves the tombstone.
     app.catalog.erase_content(content_hash, erased_by, certificate_id)
@@ -64,6 +68,9 @@ def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
         "appliance_public_key": base64.b64encode(app.keys.public_key).decode(),
     }
     certificate = sign(body, app.keys.signing_key)
+    app.audit.append("erase.end", erased_by, {"content_sha256": content_hash,
+                                              "certificate_id": certificate_id,
+                                              "points_deleted": points})
     folder = app.settings.data_dir / "certificates"
     folder.mkdir(exist_ok=True, mode=0o700)
     (folder / f"{certificate_id}.json").write_text(json.dumps(certificate, indent=2))

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from retrieval import SearchFilter, SearchResult
-from security import GreffierError, Keyring, verify
+from security import GreffierError, Keyring, verify, verify_log, verify_receipt
 
 from ._appliance import Appliance, rotate_kek
 from ._indexer import FileOutcome, IngestReport, Status
@@ -72,7 +72,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, readmit_eras
             if outcome.status == "failed" and not as_json:
                 bar.console.print(f"[red]✗[/] {outcome.path}: {outcome.message}")
 
-        report = app.indexer.ingest(
+        report = app.ingest(
             list(paths), sync=sync, readmit_erased=readmit_erased,
             progress=IngestProgress(on_total=lambda n: bar.update(task, total=n), on_file=on_file))
     if as_json:
@@ -126,14 +126,17 @@ def _parse_filters(filters: tuple[str, ...]) -> SearchFilter | None:
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25", "hybrid+rerank"]),
               default="hybrid")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--receipt", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the signed receipt of this search to FILE.")
 @click.pass_context
 def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ...], mode: str,
-           as_json: bool) -> None:
-    """Search the documents (hybrid dense + BM25 by default)."""
+           as_json: bool, receipt: Path | None) -> None:
+    """Search the documents (hybrid dense + BM25 by default); audited, with a receipt."""
     flt = _parse_filters(filters)
     with _open(ctx) as app:
-        result = app.searcher.search(query, k=k or app.settings.search.k, flt=flt,
-                                     mode=mode)  # type: ignore[arg-type]
+        result, signed = app.search(query, k=k, flt=flt, mode=mode)  # type: ignore[arg-type]
+    if receipt:
+        receipt.write_text(json.dumps(signed, indent=2))
     if as_json:
         click.echo(json.dumps(_result_dict(result), indent=2, ensure_ascii=False))
         return
@@ -199,6 +202,76 @@ def erase_command(ctx: click.Context, document: str, erased_by: str | None) -> N
     with _open(ctx) as app:
         certificate = erase(app, document, erased_by=who)
     click.echo(json.dumps(certificate, indent=2))
+
+
+@cli.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+def _audit_files(bundle: Path | None, data_dir: Path) -> tuple[list[str], list[str], bytes]:
+    if bundle is not None:
+        data = json.loads(bundle.read_text())
+        return data["log"], data["heads"], base64.b64decode(data["public_key"])
+    folder = data_dir / "audit"
+
+    def lines(name: str) -> list[str]:
+        path = folder / name
+        return path.read_text().splitlines() if path.exists() else []
+
+    return lines("log.jsonl"), lines("heads.jsonl"), Keyring(data_dir).public_key()
+
+
+@audit.command(name="verify")
+@click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Verify an exported bundle instead of this appliance's log.")
+@click.pass_context
+def audit_verify(ctx: click.Context, bundle: Path | None) -> None:
+    """Check every entry and signed tree head; name the first bad entry."""
+    log, heads, public = _audit_files(bundle, load_settings(ctx.obj).data_dir)
+    report = verify_log(log, heads, public)
+    if not report.ok:
+        click.echo(f"FAILED: {report.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"valid: {report.entries} entries, {report.heads} signed tree heads")
+
+
+@audit.command(name="export")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def audit_export(ctx: click.Context, output: Path) -> None:
+    """Write a self-verifiable bundle (log, signed heads, public key) for an auditor."""
+    log, heads, public = _audit_files(None, load_settings(ctx.obj).data_dir)
+    output.write_text(json.dumps({
+        "format": "greffier-audit-bundle", "version": 1,
+        "public_key": base64.b64encode(public).decode(), "log": log, "heads": heads,
+        "how_to_verify": "greffier audit verify --bundle FILE, or see security/FORMAT.md: "
+                         "leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || l || r), "
+                         "heads signed with Ed25519 over canonical JSON."}, indent=1))
+    click.echo(f"wrote {output}: {len(log)} entries, {len(heads)} signed heads")
+
+
+@cli.group()
+def receipt() -> None:
+    """Signed receipts of searches (and, later, answers)."""
+
+
+@receipt.command(name="verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public-key", default=None,
+              help="Ed25519 public key (base64); default: this appliance's.")
+@click.pass_context
+def receipt_verify(ctx: click.Context, file: Path, public_key: str | None) -> None:
+    """Verify a receipt offline: signature, signed tree head, inclusion in the audit log."""
+    document = json.loads(file.read_text())
+    key = base64.b64decode(public_key) if public_key else Keyring(
+        load_settings(ctx.obj).data_dir).public_key()
+    ok, why = verify_receipt(document, key)
+    if not ok:
+        click.echo(f"INVALID: {why}", err=True)
+        sys.exit(1)
+    click.echo(f"valid: {document['kind']} by {document['user']} at {document['time']}, "
+               f"audit entry {document['audit']['index']}")
 
 
 @cli.command(name="verify-certificate")

@@ -4,6 +4,7 @@ Formats are specified in FORMAT.md beside this file.
 """
 
 from ._aead import AuthenticationError
+from ._audit import AuditError, AuditLog, VerifyReport, verify_log
 from ._cipher import ContentCipher, DekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
@@ -24,10 +25,13 @@ from ._errors import (
 from ._hashing import sha256_file, sha256_text
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
 from ._keyring import KekSource, Keyring, UnsealedKeys
+from ._receipt import issue_receipt, sha256_hex, verify_receipt
 from ._signing import sign, verify
 
 __all__ = [
     "Argon2Params",
+    "AuditError",
+    "AuditLog",
     "AuthenticationError",
     "ConfigError",
     "ContentCipher",
@@ -50,11 +54,16 @@ __all__ = [
     "SuspiciousArchiveError",
     "UnsealedKeys",
     "UnsupportedFormatError",
+    "VerifyReport",
     "allow_network",
     "blocked_attempts",
     "forbid_network",
+    "issue_receipt",
     "sha256_file",
+    "sha256_hex",
     "sha256_text",
     "sign",
     "verify",
+    "verify_log",
+    "verify_receipt",
 ]

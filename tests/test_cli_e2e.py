@@ -135,3 +135,43 @@ def test_cli_refuses_unsafe_settings_with_a_clear_message(tmp_path: Path) -> Non
                             timeout=120)
     assert result.returncode == 2
     assert "https" in result.stderr and "what to do" in result.stderr
+
+
+def test_security_commands_as_an_operator_runs_them(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "salaries.txt").write_text("The salary grid of 2026 is kept by the HR director.")
+    (docs / "canteen.txt").write_text("The canteen serves lunch from noon to two.")
+    data = tmp_path / "data"
+    init = _run(["init"], data)
+    assert "signing key" in init.stdout
+    assert _run(["init"], data, check=False).returncode == 2  # never overwrites the keys
+    _run(["ingest", str(docs)], data)
+    receipt = tmp_path / "receipt.json"
+    _run(["search", "salary grid", "--receipt", str(receipt)], data)
+    assert "valid" in _run(["receipt", "verify", str(receipt)], data).stdout
+    erased = json.loads(_run(["erase", str(docs / "salaries.txt"), "--by", "dpo"], data).stdout)
+    certificate = tmp_path / "certificate.json"
+    certificate.write_text(json.dumps(erased))
+    assert "valid" in _run(["verify-certificate", str(certificate)], data).stdout
+    found = json.loads(_run(["search", "salary grid", "--json"], data).stdout)
+    assert all("salary" not in p["text"] for p in found["passages"])
+    bundle = tmp_path / "audit.json"
+    _run(["audit", "export", str(bundle)], data)
+    assert "valid" in _run(["audit", "verify"], data).stdout
+    assert "valid" in _run(["audit", "verify", "--bundle", str(bundle)], data).stdout
+    events = [json.loads(line)["event"] for line in json.loads(bundle.read_text())["log"]]
+    assert {"unseal", "ingest.indexed", "search", "erase.begin", "erase.end", "seal"} <= set(
+        events)
+    env = _env(data)
+    env["GREFFIER_NEW_PASSPHRASE"] = "the next operator passphrase"
+    rotated = subprocess.run([*GREFFIER, "keys", "rotate"], env=env, capture_output=True,
+                             text=True, timeout=300, check=True)
+    assert "1 data keys re-wrapped" in rotated.stdout
+    sealed = _run(["search", "canteen"], data, check=False)  # the old passphrase is refused
+    assert sealed.returncode == 2 and "Wrong passphrase" in sealed.stderr
+    env["GREFFIER_PASSPHRASE"] = env.pop("GREFFIER_NEW_PASSPHRASE")
+    env.pop("GREFFIER_PASSPHRASE_FILE")
+    again = subprocess.run([*GREFFIER, "search", "canteen lunch", "--json"], env=env,
+                           capture_output=True, text=True, timeout=300, check=True)
+    assert "canteen" in json.loads(again.stdout)["passages"][0]["text"]

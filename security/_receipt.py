@@ -1,0 +1,47 @@
+"""Signed receipts: what was asked, by whom, from which passages, with which model.
+
+A receipt is self-contained: its Ed25519 signature, the audit entry's leaf hash, the
+inclusion proof and a signed tree head covering that entry. ``verify_receipt`` needs only
+the appliance's public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from . import _merkle
+from ._audit import AuditLog
+from ._signing import sign, verify
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def issue_receipt(audit: AuditLog, entry_index: int, body: dict[str, Any],
+                  signing_key: Any) -> dict[str, Any]:
+    head = audit.fresh_head()
+    receipt = {
+        "format": "greffier-receipt", "version": 1,
+        **body,
+        "audit": {"index": entry_index, "leaf_hash": audit.leaf(entry_index).hex(),
+                  "inclusion_proof": audit.inclusion(entry_index, int(head["tree_size"])),
+                  "tree_head": head},
+    }
+    return sign(receipt, signing_key)
+
+
+def verify_receipt(receipt: dict[str, Any], public_key: bytes) -> tuple[bool, str]:
+    if not verify(receipt, public_key):
+        return False, "the receipt's signature does not match"
+    audit = receipt.get("audit") or {}
+    head = audit.get("tree_head") or {}
+    if not verify(head, public_key):
+        return False, "the tree head's signature does not match"
+    ok = _merkle.verify_inclusion(
+        bytes.fromhex(audit["leaf_hash"]), int(audit["index"]), int(head["tree_size"]),
+        [bytes.fromhex(h) for h in audit["inclusion_proof"]], bytes.fromhex(head["root"]))
+    if not ok:
+        return False, "the audit entry is not in the signed tree (bad inclusion proof)"
+    return True, "valid"
