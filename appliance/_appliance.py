@@ -131,7 +131,7 @@ class Appliance:
         analyzer = Analyzer(key=keys.index_key)
         indexer = Indexer(catalog=catalog, store=store, encoder=encoder, analyzer=analyzer,
                           chunker=SectionChunker(max_chars=ing.chunk_max_chars),
-                          worker=worker, limits=limits, cipher=cipher)
+                          worker=worker, limits=limits, cipher=cipher, blobs=data / "blobs")
         policy = FusionPolicy(method=settings.search.fusion,
                               dense_weight=settings.search.dense_weight,
                               foreign_dense_weight=settings.search.foreign_dense_weight,
@@ -191,6 +191,23 @@ class Appliance:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "answer_sha256": None,
         }, self.keys.signing_key)
         return result, receipt
+
+    def export(self, content_hash: str, output: Path) -> int:
+        """Write the original file of a content, decrypted. Audited. Returns its size."""
+        blob = self.indexer.blob_path(content_hash)
+        if not blob.exists():
+            raise StoreError(f"No stored original for content {content_hash[:12]}….",
+                             hint="It was erased, or ingested before originals were kept.")
+        self.audit.append("export", self.user, {"content_sha256": content_hash,
+                                                "output": str(output)})
+        size = 0
+        tmp = output.with_name(output.name + ".partial")
+        with tmp.open("wb") as handle:
+            for segment in self.cipher.decrypt_original(blob, content_hash):
+                handle.write(segment)
+                size += len(segment)
+        tmp.replace(output)
+        return size
 
     def close(self) -> None:
         """Stop the parser, flush the store, and seal: the keys leave memory."""

@@ -54,6 +54,9 @@ def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
     app.store.delete_content(content_hash)
     app.store.flush()
     app.store.optimize()
+    blob = app.indexer.blob_path(content_hash)
+    had_blob = blob.exists()
+    blob.unlink(missing_ok=True)
     remaining = app.store.count(_content_filter(content_hash))
     body = {
         "format": "greffier-erasure-certificate", "version": 1,
@@ -62,7 +65,7 @@ def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
         "documents": [{"doc_id": d.doc_id, "path": d.path, "version": d.version}
                       for d in docs],
         "destroyed": {"data_keys": 1, "points_deleted": points, "points_remaining": remaining,
-                      "store_segments_rewritten": True},
+                      "store_segments_rewritten": True, "original_blob_deleted": had_blob},
         "erased_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "erased_by": erased_by,
         "appliance_public_key": base64.b64encode(app.keys.public_key).decode(),

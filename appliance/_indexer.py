@@ -96,9 +96,10 @@ class Indexer:
 
     def __init__(self, *, catalog: Catalog, store: VectorStore, encoder: Encoder,
                  analyzer: Analyzer, chunker: Chunker, worker: ParseWorker,
-                 limits: Limits, cipher: ContentCipher) -> None:
+                 limits: Limits, cipher: ContentCipher, blobs: Path) -> None:
         self.catalog = catalog
         self.cipher = cipher
+        self.blobs = blobs
         self.store = store
         self.encoder = encoder
         self.analyzer = analyzer
@@ -113,6 +114,7 @@ class Indexer:
         unfinished = self.catalog.unfinished_contents()
         for content_hash in unfinished:
             self.store.delete_content(content_hash)
+            self.blob_path(content_hash).unlink(missing_ok=True)
             if not self.catalog.is_referenced(content_hash):
                 self.catalog.drop_content(content_hash)
         if unfinished:
@@ -226,6 +228,9 @@ class Indexer:
             out.append(_Candidate(path, size, mtime, fmt, content_hash))
         return out
 
+    def blob_path(self, content_hash: str) -> Path:
+        return self.blobs / content_hash[:2] / f"{content_hash}.blob"
+
     def _current(self, content_hash: str, model_id: str) -> bool:
         return self.catalog.content_status(content_hash) == ("indexed", model_id)
 
@@ -272,6 +277,10 @@ class Indexer:
             self.catalog.begin_content(item.candidate.content_hash, item.candidate.fmt, model_id)
             self.store.delete_content(item.candidate.content_hash)  # a re-embed may shrink
             self.cipher.new_content_key(item.candidate.content_hash)  # a fresh DEK per version
+            # The original, encrypted, so the document stays exportable (reversible).
+            self.cipher.encrypt_original(item.candidate.path,
+                                         self.blob_path(item.candidate.content_hash),
+                                         item.candidate.content_hash)
         sources = {item.candidate.content_hash: self._sources_after_link(
             str(item.candidate.path), item.candidate.content_hash) for item in batch}
         chunks = [chunk for item in batch for chunk in item.chunks]
@@ -324,6 +333,7 @@ class Indexer:
             self.store.delete_content(content_hash)
             self.catalog.drop_content(content_hash)  # destroys the old version's DEK
             self.cipher.forget(content_hash)
+            self.blob_path(content_hash).unlink(missing_ok=True)
 
     def _sync(self, roots: Sequence[Path], seen: set[str]) -> list[FileOutcome]:
         prefixes = [str(r.resolve()) for r in roots]

@@ -188,6 +188,19 @@ def keys_rotate(ctx: click.Context) -> None:
     click.echo(f"Rotated the KEK: {count} data keys re-wrapped.")
 
 
+@cli.command(name="export")
+@click.argument("document")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def export_command(ctx: click.Context, document: str, output: Path) -> None:
+    """Write a document's original file, decrypted (id, path or content sha256)."""
+    from ._erase import find_content
+
+    with _open(ctx) as app:
+        size = app.export(find_content(app, document), output)
+    click.echo(f"wrote {output} ({size} bytes)")
+
+
 @cli.command(name="erase")
 @click.argument("document")
 @click.option("--by", "erased_by", default=None, help="Who erases (default: $SUDO_USER/$USER).")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 from . import _aead
 from ._errors import SealedError
 from ._keyring import UnsealedKeys
+from ._stream import decrypt_stream, encrypt_file
 
 
 class DekStore(Protocol):
@@ -74,6 +77,14 @@ class ContentCipher:
         dek = self._keys.unwrap_dek(content_hash, blob)
         self._remember(content_hash, dek)
         return dek
+
+    def encrypt_original(self, source: Path, target: Path, content_hash: str) -> None:
+        """Store the original file as an encrypted stream (see _stream.py)."""
+        encrypt_file(source, target, self._dek(content_hash), content_hash)
+
+    def decrypt_original(self, blob: Path, content_hash: str) -> Iterator[bytes]:
+        with blob.open("rb") as handle:
+            yield from decrypt_stream(handle, self._dek(content_hash), content_hash)
 
     def seal_chunk(self, content_hash: str, index: int, text: str, section: str) -> bytes:
         plaintext = json.dumps({"text": text, "section": section}).encode()

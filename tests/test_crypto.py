@@ -134,3 +134,49 @@ def test_rotation_keeps_every_key_readable(tmp_path) -> None:  # type: ignore[no
     assert reopened.index_key == old.index_key  # the index stays searchable
     with pytest.raises(SealedError):
         keyring.unseal(KekSource("passphrase", "old"))
+
+
+def _stream_blob(tmp_path, data: bytes):  # type: ignore[no-untyped-def]
+    from security._stream import encrypt_file
+
+    source, target = tmp_path / "orig.bin", tmp_path / "orig.blob"
+    source.write_bytes(data)
+    encrypt_file(source, target, KEY, "c" * 64)
+    return target
+
+
+def _decrypt(path, content_hash: str = "c" * 64) -> bytes:  # type: ignore[no-untyped-def]
+    import io
+
+    from security._stream import decrypt_stream
+
+    return b"".join(decrypt_stream(io.BytesIO(path.read_bytes()), KEY, content_hash))
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536, 65537, 200_000])
+def test_stream_round_trip(tmp_path, size: int) -> None:  # type: ignore[no-untyped-def]
+    data = os.urandom(size)
+    assert _decrypt(_stream_blob(tmp_path, data)) == data
+
+
+def test_stream_detects_truncation_reordering_and_moves(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from security._stream import SEGMENT
+
+    blob = _stream_blob(tmp_path, os.urandom(3 * SEGMENT + 10))
+    raw = blob.read_bytes()
+    seg = SEGMENT + 16
+    header, segments = raw[:1], [raw[1 + i * seg:1 + (i + 1) * seg] for i in range(4)]
+    cases = {
+        "truncated at a segment boundary": header + b"".join(segments[:3]),
+        "truncated mid-segment": raw[:-5],
+        "segments reordered": header + segments[1] + segments[0] + segments[2] + segments[3],
+        "a byte flipped": raw[:100] + bytes([raw[100] ^ 1]) + raw[101:],
+    }
+    for name, tampered in cases.items():
+        blob.write_bytes(tampered)
+        with pytest.raises(AuthenticationError):
+            _decrypt(blob)
+        assert name
+    blob.write_bytes(raw)
+    with pytest.raises(AuthenticationError):
+        _decrypt(blob, "d" * 64)  # another document's blob

@@ -63,7 +63,14 @@ def test_no_canary_in_clear_anywhere_on_disk(tmp_path: Path) -> None:
             passages = app.searcher.search(canary, k=3, mode="bm25").passages
             assert canary in passages[0].text  # searchable (BM25 on keyed term ids) ...
         worker_tmp = app.indexer.worker._tmp
-    # ... yet nowhere in clear: Qdrant segments and WAL, SQLite and its WAL, keyring.
+        # The original is kept, encrypted, and comes back byte for byte.
+        original = docs / "vault.txt"
+        doc = app.catalog.document(str(original.resolve()))
+        assert doc is not None
+        assert app.export(doc.content_hash, tmp_path / "out.txt") == original.stat().st_size
+        assert (tmp_path / "out.txt").read_bytes() == original.read_bytes()
+        assert len(list((settings.data_dir / "blobs").rglob("*.blob"))) == 4
+    # ... yet nowhere in clear: Qdrant segments and WAL, SQLite and its WAL, keyring, blobs.
     needles = [n for c in CANARIES for n in _needles(c)]
     assert _scan(settings.data_dir, needles) == []
     # Not the words either (sections, stems): the index does not spell out the vocabulary.
@@ -106,6 +113,8 @@ def test_erasure_is_final_and_certified(tmp_path: Path) -> None:
     assert certificate["erased_by"] == "alice"
     assert certificate["destroyed"]["points_remaining"] == 0
     assert certificate["destroyed"]["points_deleted"] >= 1
+    assert certificate["destroyed"]["original_blob_deleted"] is True
+    assert not list((settings.data_dir / "blobs").rglob(f"{doc.content_hash}.blob"))
     saved = settings.data_dir / "certificates" / f"{certificate['certificate_id']}.json"
     assert verify(json.loads(saved.read_text()), public)
     assert not verify({**certificate, "content_sha256": "0" * 64}, public)
