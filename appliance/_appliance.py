@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import getpass
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from embeddings import SentenceTransformerEncoder, default_model_dir
+from generation import Answer, Answerer, Relevance, Sampling, VllmGenerator
 from ingest import (
     Catalog,
     Limits,
@@ -65,6 +68,7 @@ class Appliance:
     audit: AuditLog
     user: str
     _lock: IO[str]
+    _answerer: Answerer | None = None
 
     @staticmethod
     def init(settings: Settings, source: KekSource) -> bytes:
@@ -191,6 +195,64 @@ class Appliance:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "answer_sha256": None,
         }, self.keys.signing_key)
         return result, receipt
+
+    def answerer(self) -> Answerer:
+        """The answering pipeline over the model service (built on first use)."""
+        if self._answerer is None:
+            from tokenizers import Tokenizer
+
+            from ._llm import ModelService, api_key
+
+            llm = self.settings.llm
+            service = ModelService(self.settings)
+            tokenizer_file = service.model_dir() / "tokenizer.json"
+            if tokenizer_file.exists():
+                tokenizer = Tokenizer.from_file(str(tokenizer_file))
+
+                def count(text: str) -> int:
+                    return len(tokenizer.encode(text).ids)
+            else:  # no local model folder: a conservative estimate (3 characters a token)
+
+                def count(text: str) -> int:
+                    return len(text) // 3 + 1
+            generator = VllmGenerator(f"{service.url}/v1", api_key(self.settings),
+                                      llm.model_name, timeout_s=llm.timeout_s)
+            sums = service.model_dir() / "SHA256SUMS"
+            self._answerer = Answerer(
+                generator, count, context_tokens=llm.max_model_len,
+                sampling=Sampling(llm.temperature, llm.top_p, llm.max_tokens),
+                relevance=Relevance(llm.min_dense, llm.min_sparse), max_sources=llm.max_sources,
+                model_sha256=sha256_hex(sums.read_text()) if sums.exists() else "")
+        return self._answerer
+
+    def ask(self, question: str, *, on_token: Callable[[str], None] = lambda t: None,
+            flt: SearchFilter | None = None) -> tuple[Answer, dict[str, Any]]:
+        """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt."""
+        answerer = self.answerer()
+        # Recorded before anything is retrieved: no record, no answer.
+        self.audit.append("ask.begin", self.user, {"question_sha256": sha256_hex(question)})
+        result = self.searcher.search(question, k=max(answerer.max_sources, 10), flt=flt)
+        answer = answerer.answer(question, result, on_token)
+        ident = self.encoder.identity
+        passages = [{"chunk_id": p.chunk_id, "content_sha256": p.content_hash,
+                     "doc_id": p.doc_id, "version": p.version} for p in answer.passages]
+        body = {
+            "kind": "answer", "question_sha256": sha256_hex(question), "user": self.user,
+            "passages": passages,
+            "model": {"name": answer.model, "weights_sha256": answer.model_sha256,
+                      "embedder": ident.name, "embedder_sha256": ident.weights_sha256},
+            "prompt_template": answer.template_version,
+            "sampling": dataclasses.asdict(answer.sampling),
+            "answer_sha256": sha256_hex(answer.text), "refused": answer.refused,
+            "degraded": answer.degraded,
+            "citations": [c.number for c in answer.citations if c.valid],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        index = self.audit.append(
+            "ask", self.user, {k: v for k, v in body.items() if k not in ("kind", "user")},
+            secret={"question": question, "answer": answer.text})
+        receipt = issue_receipt(self.audit, index, body, self.keys.signing_key)
+        return answer, receipt
 
     def export(self, content_hash: str, output: Path) -> int:
         """Write the original file of a content, decrypted. Audited. Returns its size."""

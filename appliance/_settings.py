@@ -65,6 +65,25 @@ class SearchSettings(BaseModel):
     rerank_budget_ms: float = Field(1500.0, gt=0, description="Time budget for reranking.")
 
 
+class LlmSettings(BaseModel):
+    model_name: str = Field("smollm2-135m-instruct", description="Served model name.")
+    model_dir: Path | None = Field(
+        None, description="Model folder (safetensors + SHA256SUMS); default: the dev model.")
+    python: Path | None = Field(None, description="Python of the vLLM venv (.venv-llm).")
+    port: int = Field(8008, ge=1024, le=65535, description="Loopback port of the service.")
+    dtype: Literal["bfloat16", "float16", "auto"] = Field("bfloat16", description="Weights.")
+    max_model_len: int = Field(4096, ge=512, description="Context window, in tokens.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model (production).")
+    kv_cache_gb: int = Field(1, ge=1, description="CPU KV cache (VLLM_CPU_KVCACHE_SPACE).")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout before degrading.")
+    temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling.")
+    max_tokens: int = Field(384, ge=16, description="Longest answer, in tokens.")
+    max_sources: int = Field(6, ge=1, le=20, description="Passages given to the model.")
+    min_dense: float = Field(0.35, description="Refuse below this best cosine ...")
+    min_sparse: float = Field(3.0, description="... and below this best BM25 score.")
+
+
 class SecuritySettings(BaseModel):
     allowed_hosts: list[str] = Field(
         [], description="Hosts the appliance may connect to besides loopback.")
@@ -90,6 +109,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
+    llm: LlmSettings = Field(default_factory=LlmSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -1,3 +1,27 @@
-"""Generation: the vLLM client, prompts and citations (issue 3; nothing here yet)."""
+"""Generation: prompts with fenced, numbered sources; the vLLM client; citations; refusal."""
 
-__all__: list[str] = []
+from ._answer import DEGRADED, Answerer, Relevance
+from ._citations import attribute, parse_citations
+from ._client import GenerationUnavailable, Generator, VllmGenerator
+from ._prompt import NOT_FOUND, SYSTEM, TEMPLATE_VERSION, Prompt, build_prompt, defuse
+from ._types import Answer, Citation, Sampling
+
+__all__ = [
+    "DEGRADED",
+    "NOT_FOUND",
+    "SYSTEM",
+    "TEMPLATE_VERSION",
+    "Answer",
+    "Answerer",
+    "Citation",
+    "GenerationUnavailable",
+    "Generator",
+    "Prompt",
+    "Relevance",
+    "Sampling",
+    "VllmGenerator",
+    "attribute",
+    "build_prompt",
+    "defuse",
+    "parse_citations",
+]

@@ -63,4 +63,6 @@ class HybridSearcher:
                 timings["rerank_ms"] = (time.perf_counter() - start) * 1000
         timings["total_ms"] = sum(timings.values())
         return SearchResult(query=query, mode=mode, passages=passages, query_lang=lang,
-                            timings_ms=timings)
+                            timings_ms=timings,
+                            best_dense=dense[0].score if dense else None,
+                            best_sparse=sparse[0].score if sparse else None)

@@ -94,3 +94,5 @@ class SearchResult:
     passages: list[Passage]
     query_lang: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    best_dense: float | None = None  # raw cosine of the best dense hit (relevance checks)
+    best_sparse: float | None = None  # raw BM25 score of the best sparse hit
