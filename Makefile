@@ -21,21 +21,28 @@ DEMO_DATA ?= $(CURDIR)/demo-data
 # The demo's passphrase is random, kept beside its data (a demo, not a deployment).
 export GREFFIER_PASSPHRASE_FILE ?= $(DEMO_DATA).passphrase
 
-.PHONY: demo test lint typecheck unit system venv venv-app lock bench clean
+.PHONY: demo test lint typecheck unit system venv venv-app venv-llm lock bench clean
+LLM_VENV := .venv-llm
 
 ## demo: set up, ingest the demo documents on the embedded defaults, search them.
-demo: venv-app
+demo: venv-app venv-llm
 	@mkdir -p $(DEMO_DATA) && chmod 700 $(DEMO_DATA)
 	@test -f $(DEMO_DATA).passphrase || (head -c 24 /dev/urandom | base64 > $(DEMO_DATA).passphrase && chmod 600 $(DEMO_DATA).passphrase)
 	@test -f $(DEMO_DATA)/keys/keyring.json || GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier init
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier ingest --sync demo/documents
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier status
 	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search "Combien de jours de télétravail par semaine ?" --k 3
-	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier search "How do I report a security incident?" --k 3
+	@test -f $(DEMO_DATA)/models/smollm2-135m-instruct/SHA256SUMS || GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier models prepare-dev
+	@GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier llm serve > $(DEMO_DATA).llm.log 2>&1 & echo $$! > $(DEMO_DATA).llm.pid
+	@echo "waiting for the model service (about a minute on CPU) …"
+	@for i in $$(seq 1 300); do grep -q "^ready" $(DEMO_DATA).llm.log 2>/dev/null && break; sleep 1; done
+	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier ask "How do I report a security incident?" || true
+	GREFFIER_DATA_DIR=$(DEMO_DATA) $(BIN)/greffier ask "What is the capital of Australia?" || true
+	@kill $$(cat $(DEMO_DATA).llm.pid) 2>/dev/null; sleep 3; rm -f $(DEMO_DATA).llm.pid
 	@echo "Try it: GREFFIER_DATA_DIR=$(DEMO_DATA) GREFFIER_PASSPHRASE_FILE=$(DEMO_DATA).passphrase $(BIN)/greffier search \"your question\""
 
 ## test: set up, then lint, type-check and run every test.
-test: venv lint typecheck
+test: venv venv-llm lint typecheck
 	$(BIN)/pytest
 
 lint:
@@ -59,15 +66,23 @@ $(BIN)/python: | system
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 
 venv: $(STAMP)/venv-dev
-$(STAMP)/venv-dev: requirements/dev.lock pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -r requirements/dev.lock
+$(STAMP)/venv-dev: requirements/dev.lock requirements/models.lock pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/dev.lock -r requirements/models.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@mkdir -p $(STAMP) && touch $@ $(STAMP)/venv-app
 
 venv-app: $(STAMP)/venv-app
-$(STAMP)/venv-app: requirements/app.lock pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -r requirements/app.lock
+$(STAMP)/venv-app: requirements/app.lock requirements/models.lock pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/app.lock -r requirements/models.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@mkdir -p $(STAMP) && touch $@
+
+## venv-llm: the model server (vLLM on CPU) in its own environment.
+venv-llm: $(STAMP)/venv-llm
+$(STAMP)/venv-llm: requirements/llm.lock | system
+	$(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(LLM_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps $(PIP_TORCH) -r requirements/llm.lock
 	@mkdir -p $(STAMP) && touch $@
 
 ## lock: recompile the hashed lock files from requirements/*.in.
@@ -77,6 +92,9 @@ lock: | $(BIN)/python
 	$(BIN)/pip install --quiet pip-tools
 	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) -o app.lock app.in
 	cd requirements && ../$(BIN)/pip-compile $(LOCK_FLAGS) -o dev.lock dev.in
+	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--unsafe-package torchvision --unsafe-package torchaudio --unsafe-package torchcodec \
+		-o llm.lock llm.in
 
 ## bench: ingestion and search benchmarks (tables on stdout, JSON in bench/results/).
 bench: venv
@@ -84,4 +102,4 @@ bench: venv
 	$(BIN)/python bench/search.py
 
 clean:
-	rm -rf $(VENV) $(STAMP) $(DEMO_DATA) $(DEMO_DATA).passphrase .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LLM_VENV) $(STAMP) $(DEMO_DATA) $(DEMO_DATA).passphrase .mypy_cache .ruff_cache .pytest_cache
