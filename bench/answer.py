@@ -65,8 +65,8 @@ def main() -> None:
         for _ in range(args.runs):
             first: list[float] = []
             start = time.perf_counter()
-            answer, _ = app.ask(QUESTION, on_token=lambda t: first.append(time.perf_counter())
-                                if not first else None)
+            answer, _ = app.ask(QUESTION, on_token=lambda t, first=first: first.append(
+                                time.perf_counter()) if not first else None)
             ours_total.append((time.perf_counter() - start) * 1000)
             ours_ttft.append((first[0] - start) * 1000 if first else float("nan"))
             prompt = build_prompt(QUESTION, answer.passages, answer.lang,
