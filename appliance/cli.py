@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -17,16 +15,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retrieval import SearchFilter, SearchResult
-from security import GreffierError, Keyring, verify, verify_log, verify_receipt
+from retrieval import SearchResult
+from security import GreffierError
 
-from ._appliance import Appliance, rotate_kek
+from . import _cli_answers as _ans
+from . import _cli_security as _sec
+from ._cli_common import open_appliance as _open
+from ._cli_common import parse_filters as _parse_filters
 from ._indexer import FileOutcome, IngestReport, Status
 from ._indexer import Progress as IngestProgress
 from ._settings import load_settings
-from ._unseal import kek_source
-
-_FILTER_KEYS = {"doc": "doc_ids", "lang": "langs", "format": "formats"}
 
 
 @click.group()
@@ -37,11 +35,6 @@ _FILTER_KEYS = {"doc": "doc_ids", "lang": "langs", "format": "formats"}
 def cli(ctx: click.Context, config: Path | None) -> None:
     """Greffier: your documents, searchable and answerable, on your own box."""
     ctx.obj = config
-
-
-def _open(ctx: click.Context) -> Appliance:
-    settings = load_settings(ctx.obj)
-    return Appliance.open(settings, kek_source(settings))
 
 
 @cli.command()
@@ -106,19 +99,6 @@ def _print_report(report: IngestReport) -> None:
                           markup=True, highlight=False)
 
 
-def _parse_filters(filters: tuple[str, ...]) -> SearchFilter | None:
-    values: dict[str, list[str]] = {}
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep or key not in _FILTER_KEYS:
-            raise click.BadParameter(f"{item!r}: use doc=ID, lang=fr|en or format=pdf",
-                                     param_hint="--filter")
-        values.setdefault(_FILTER_KEYS[key], []).append(value)
-    if not values:
-        return None
-    return SearchFilter(**{k: tuple(v) for k, v in values.items()})
-
-
 @cli.command()
 @click.argument("query")
 @click.option("--k", "k", type=click.IntRange(1, 200), default=None, help="Passages to return.")
@@ -161,248 +141,6 @@ def _result_dict(result: SearchResult) -> dict[str, Any]:
             for i, p in enumerate(result.passages, start=1)
         ],
     }
-
-
-@cli.command()
-@click.pass_context
-def init(ctx: click.Context) -> None:
-    """Create the appliance's keys (KEK from the passphrase or the PKCS#11 token)."""
-    settings = load_settings(ctx.obj)
-    public = Appliance.init(settings, kek_source(settings))
-    click.echo(f"Initialised {settings.data_dir} ({settings.security.kek} KEK).")
-    click.echo(f"Appliance signing key (Ed25519, base64): {base64.b64encode(public).decode()}")
-
-
-@cli.group()
-def keys() -> None:
-    """Key management."""
-
-
-@keys.command(name="rotate")
-@click.pass_context
-def keys_rotate(ctx: click.Context) -> None:
-    """Wrap every data key under a new KEK (GREFFIER_NEW_PASSPHRASE[_FILE]); no re-encryption."""
-    settings = load_settings(ctx.obj)
-    with _open(ctx) as app:
-        count = rotate_kek(app, kek_source(settings, new=True))
-    click.echo(f"Rotated the KEK: {count} data keys re-wrapped.")
-
-
-@cli.command(name="export")
-@click.argument("document")
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-@click.pass_context
-def export_command(ctx: click.Context, document: str, output: Path) -> None:
-    """Write a document's original file, decrypted (id, path or content sha256)."""
-    from ._erase import find_content
-
-    with _open(ctx) as app:
-        size = app.export(find_content(app, document), output)
-    click.echo(f"wrote {output} ({size} bytes)")
-
-
-@cli.command(name="erase")
-@click.argument("document")
-@click.option("--by", "erased_by", default=None, help="Who erases (default: $SUDO_USER/$USER).")
-@click.pass_context
-def erase_command(ctx: click.Context, document: str, erased_by: str | None) -> None:
-    """Erase a document for good (crypto-erasure) and print its signed certificate."""
-    import getpass as _getpass
-
-    from ._erase import erase
-
-    who = erased_by or os.environ.get("SUDO_USER") or _getpass.getuser()
-    with _open(ctx) as app:
-        certificate = erase(app, document, erased_by=who)
-    click.echo(json.dumps(certificate, indent=2))
-
-
-@cli.group()
-def audit() -> None:
-    """The tamper-evident audit log."""
-
-
-def _audit_files(bundle: Path | None, data_dir: Path) -> tuple[list[str], list[str], bytes]:
-    if bundle is not None:
-        data = json.loads(bundle.read_text())
-        return data["log"], data["heads"], base64.b64decode(data["public_key"])
-    folder = data_dir / "audit"
-
-    def lines(name: str) -> list[str]:
-        path = folder / name
-        return path.read_text().splitlines() if path.exists() else []
-
-    return lines("log.jsonl"), lines("heads.jsonl"), Keyring(data_dir).public_key()
-
-
-@audit.command(name="verify")
-@click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Verify an exported bundle instead of this appliance's log.")
-@click.pass_context
-def audit_verify(ctx: click.Context, bundle: Path | None) -> None:
-    """Check every entry and signed tree head; name the first bad entry."""
-    log, heads, public = _audit_files(bundle, load_settings(ctx.obj).data_dir)
-    report = verify_log(log, heads, public)
-    if not report.ok:
-        click.echo(f"FAILED: {report.problem}", err=True)
-        sys.exit(1)
-    click.echo(f"valid: {report.entries} entries, {report.heads} signed tree heads")
-
-
-@audit.command(name="export")
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-@click.pass_context
-def audit_export(ctx: click.Context, output: Path) -> None:
-    """Write a self-verifiable bundle (log, signed heads, public key) for an auditor."""
-    log, heads, public = _audit_files(None, load_settings(ctx.obj).data_dir)
-    output.write_text(json.dumps({
-        "format": "greffier-audit-bundle", "version": 1,
-        "public_key": base64.b64encode(public).decode(), "log": log, "heads": heads,
-        "how_to_verify": "greffier audit verify --bundle FILE, or see security/FORMAT.md: "
-                         "leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || l || r), "
-                         "heads signed with Ed25519 over canonical JSON."}, indent=1))
-    click.echo(f"wrote {output}: {len(log)} entries, {len(heads)} signed heads")
-
-
-@cli.group()
-def receipt() -> None:
-    """Signed receipts of searches (and, later, answers)."""
-
-
-@receipt.command(name="verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--public-key", default=None,
-              help="Ed25519 public key (base64); default: this appliance's.")
-@click.pass_context
-def receipt_verify(ctx: click.Context, file: Path, public_key: str | None) -> None:
-    """Verify a receipt offline: signature, signed tree head, inclusion in the audit log."""
-    document = json.loads(file.read_text())
-    key = base64.b64decode(public_key) if public_key else Keyring(
-        load_settings(ctx.obj).data_dir).public_key()
-    ok, why = verify_receipt(document, key)
-    if not ok:
-        click.echo(f"INVALID: {why}", err=True)
-        sys.exit(1)
-    click.echo(f"valid: {document['kind']} by {document['user']} at {document['time']}, "
-               f"audit entry {document['audit']['index']}")
-
-
-@cli.command(name="verify-certificate")
-@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--public-key", default=None,
-              help="Ed25519 public key (base64); default: this appliance's.")
-@click.pass_context
-def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | None) -> None:
-    """Check an erasure certificate's signature, offline."""
-    document = json.loads(certificate.read_text())
-    key = base64.b64decode(public_key) if public_key else Keyring(
-        load_settings(ctx.obj).data_dir).public_key()
-    if not verify(document, key):
-        click.echo("INVALID: the signature does not match.", err=True)
-        sys.exit(1)
-    click.echo(f"valid: content {document['content_sha256']} erased at {document['erased_at']} "
-               f"by {document['erased_by']}")
-
-
-@cli.command()
-@click.argument("question")
-@click.option("--filter", "filters", multiple=True, help="doc=ID, lang=fr, format=pdf (repeat).")
-@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-@click.option("--receipt", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the signed receipt of this answer to FILE.")
-@click.pass_context
-def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bool,
-        receipt: Path | None) -> None:
-    """Answer a question from the documents, citing its sources (streams to the terminal)."""
-    console = Console()
-
-    def on_token(token: str) -> None:
-        if not as_json:
-            console.print(token, end="", markup=False, highlight=False, soft_wrap=True)
-
-    with _open(ctx) as app:
-        answer, signed = app.ask(question, on_token=on_token, flt=_parse_filters(filters))
-    if receipt:
-        receipt.write_text(json.dumps(signed, indent=2))
-    if as_json:
-        click.echo(json.dumps(_answer_dict(answer), indent=2, ensure_ascii=False))
-        return
-    if answer.refused or answer.degraded:
-        console.print(answer.text or answer.notice, markup=False)
-    if answer.degraded:
-        console.print(f"[yellow]{escape(answer.notice)}[/]")
-    console.print()
-    for number, p in enumerate(answer.passages, start=1):
-        cited = [c for c in answer.citations if c.number == number]
-        mark = "*" if cited else " "
-        origin = " (attributed)" if cited and cited[0].origin == "attributed" else ""
-        console.print(f"{mark}[{number}] {escape(Path(p.path).name)}"
-                      f"{f', page {p.page}' if p.page else ''}{origin}", highlight=False)
-    if answer.invalid_citations:
-        console.print(f"[red]The answer cites sources that were not given: "
-                      f"{answer.invalid_citations}[/]")
-
-
-def _answer_dict(answer: Any) -> dict[str, Any]:
-    return {
-        "question": answer.question, "lang": answer.lang, "answer": answer.text,
-        "refused": answer.refused, "degraded": answer.degraded, "notice": answer.notice,
-        "model": answer.model, "model_sha256": answer.model_sha256,
-        "prompt_template": answer.template_version,
-        "sampling": {"temperature": answer.sampling.temperature, "top_p": answer.sampling.top_p,
-                     "max_tokens": answer.sampling.max_tokens, "seed": answer.sampling.seed},
-        "timings_ms": {k: round(v, 1) for k, v in answer.timings_ms.items()},
-        "sources": [{"number": i, "chunk_id": p.chunk_id, "content_sha256": p.content_hash,
-                     "doc_id": p.doc_id, "version": p.version, "path": p.path, "page": p.page,
-                     "text": p.text} for i, p in enumerate(answer.passages, start=1)],
-        "citations": [{"number": c.number, "valid": c.valid, "chunk_id": c.chunk_id,
-                       "path": c.path, "origin": c.origin} for c in answer.citations],
-        "invalid_citations": answer.invalid_citations,
-    }
-
-
-@cli.group()
-def llm() -> None:
-    """The model service (vLLM)."""
-
-
-@llm.command(name="serve")
-@click.pass_context
-def llm_serve(ctx: click.Context) -> None:
-    """Run vLLM on 127.0.0.1 with an API key until interrupted (Ctrl-C stops it cleanly)."""
-    import signal as _signal
-
-    from ._llm import ModelService
-
-    service = ModelService(load_settings(ctx.obj))
-    click.echo(f"starting vLLM ({service.model_dir()}) on {service.url} …")
-    service.start()
-    click.echo(f"ready: {service.url}/v1 (log: {service.log})")
-    _signal.signal(_signal.SIGTERM, lambda *_: service.stop())
-    try:
-        assert service.proc is not None
-        service.proc.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        service.stop()
-        click.echo("vLLM stopped")
-
-
-@cli.group()
-def models() -> None:
-    """Model folders."""
-
-
-@models.command(name="prepare-dev")
-@click.pass_context
-def models_prepare_dev(ctx: click.Context) -> None:
-    """Build the development LLM (SmolLM2-135M-Instruct, bf16 safetensors) offline."""
-    from ._llm import ModelService, prepare_dev, verify_model_folder
-
-    service = ModelService(load_settings(ctx.obj))
-    target = prepare_dev(service.model_dir())
-    click.echo(f"built {target} (SHA256SUMS digest {verify_model_folder(target)[:16]}…)")
 
 
 @cli.command()
@@ -487,6 +225,11 @@ def _iso(stamp: str | None) -> str | None:
     if stamp is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(stamp)))
+
+
+for _command in (_sec.init, _sec.keys, _sec.export_command, _sec.erase_command, _sec.audit,
+                 _sec.receipt, _sec.verify_certificate, _ans.ask, _ans.llm, _ans.models):
+    cli.add_command(_command)
 
 
 def main() -> None:
