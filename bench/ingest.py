@@ -50,6 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from appliance import Appliance, load_settings
+    from security import KekSource
 
     work = Path(tempfile.mkdtemp(prefix="greffier-bench-"))
     corpus = work / "corpus"
@@ -60,7 +61,9 @@ def main() -> None:
           f"in {time.perf_counter() - started:.0f} s")
 
     settings = load_settings(None, data_dir=str(work / "data"))
-    with Appliance.open(settings) as app:
+    source = KekSource("passphrase", "bench passphrase")
+    Appliance.init(settings, source)
+    with Appliance.open(settings, source) as app:
         app.encoder.encode_passages(["warm-up"])  # model load is not ingest throughput
         report = app.indexer.ingest([corpus])
         texts = [p.text for p in app.searcher.search("valve pressure log", k=200).passages]
