@@ -28,6 +28,31 @@ def init(ctx: click.Context) -> None:
     click.echo(f"Appliance signing key (Ed25519, base64): {base64.b64encode(public).decode()}")
 
 
+@click.command()
+@click.option("--timeout", "timeout_s", type=click.IntRange(60, 7 * 24 * 3600), default=8 * 3600,
+              show_default=True, help="Seconds before the appliance seals itself again.")
+@click.pass_context
+def unseal(ctx: click.Context, timeout_s: int) -> None:
+    """Load the KEK into the kernel keyring (never on disk) for the commands that follow."""
+    from ._appliance import current_user
+    from ._unseal import unseal_session
+
+    settings = load_settings(ctx.obj)
+    unseal_session(settings, timeout_s, current_user())
+    click.echo(f"Unsealed for {timeout_s} s (`greffier seal` to seal now).")
+
+
+@click.command()
+@click.pass_context
+def seal(ctx: click.Context) -> None:
+    """Drop the KEK from the kernel keyring: content operations fail until the next unseal."""
+    from ._appliance import current_user
+    from ._unseal import seal_session
+
+    settings = load_settings(ctx.obj)
+    click.echo("Sealed." if seal_session(settings, current_user()) else "Already sealed.")
+
+
 @click.group()
 def keys() -> None:
     """Key management."""

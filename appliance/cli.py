@@ -227,8 +227,9 @@ def _iso(stamp: str | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(stamp)))
 
 
-for _command in (_sec.init, _sec.keys, _sec.export_command, _sec.erase_command, _sec.audit,
-                 _sec.receipt, _sec.verify_certificate, _ans.ask, _ans.llm, _ans.models):
+for _command in (_sec.init, _sec.unseal, _sec.seal, _sec.keys, _sec.export_command,
+                 _sec.erase_command, _sec.audit, _sec.receipt, _sec.verify_certificate,
+                 _ans.ask, _ans.llm, _ans.models):
     cli.add_command(_command)
 
 

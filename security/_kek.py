@@ -38,11 +38,15 @@ class Argon2Params:
 class PassphraseKEK:
     """A KEK derived from a passphrase with Argon2id; it lives only in this object."""
 
-    def __init__(self, passphrase: str, params: Argon2Params) -> None:
+    def __init__(self, passphrase: str, params: Argon2Params, *, kek: bytes | None = None
+                 ) -> None:
+        self.params = params
+        if kek is not None:  # already derived (held by the kernel keyring between commands)
+            self._kek = kek
+            return
         if not passphrase:
             raise SealedError("An empty passphrase cannot unseal the appliance.",
                               hint="Give the operator passphrase (GREFFIER_PASSPHRASE_FILE).")
-        self.params = params
         self._kek = Argon2id(salt=params.salt, length=32, iterations=params.time_cost,
                              lanes=params.lanes, memory_cost=params.memory_kib).derive(
             passphrase.encode("utf-8"))
@@ -55,6 +59,11 @@ class PassphraseKEK:
 
     def close(self) -> None:
         self._kek = b""
+
+    @property
+    def raw_kek(self) -> bytes:
+        """For ``greffier unseal`` only: handed to the kernel keyring, never to disk."""
+        return self._kek
 
 
 class Pkcs11KEK:

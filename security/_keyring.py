@@ -23,6 +23,7 @@ from ._errors import ConfigError, SealedError
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
 
 KekKind = Literal["passphrase", "pkcs11"]
+SourceKind = Literal["passphrase", "pkcs11", "derived"]
 _CHECK = b"greffier/v1/check"
 _LABELS = {"index_key": b"greffier/v1/index-key", "audit_key": b"greffier/v1/audit-key",
            "signing_key": b"greffier/v1/signing-key"}
@@ -36,8 +37,8 @@ def dek_label(content_hash: str) -> bytes:
 class KekSource:
     """How to reach the KEK: a passphrase, or a PKCS#11 token and its PIN."""
 
-    kind: KekKind
-    secret: str  # the passphrase, or the token's user PIN
+    kind: SourceKind  # "derived": a passphrase KEK already derived (from `greffier unseal`)
+    secret: str  # the passphrase, or the token's user PIN (empty for "derived")
     pkcs11_module: str = ""
     pkcs11_token: str = "greffier"  # noqa: S105 - a token label, not a secret
     pkcs11_key: str = "greffier-kek"
@@ -92,6 +93,10 @@ class Keyring:
         return self.path.is_file()
 
     def _wrapper(self, meta: dict[str, Any], source: KekSource, *, create: bool) -> KeyWrapper:
+        if source.kind == "derived" and meta["kind"] == "passphrase":
+            params = Argon2Params(_unb64(meta["salt"]), meta["time_cost"], meta["memory_kib"],
+                                  meta["lanes"])
+            return PassphraseKEK("", params, kek=base64.b64decode(source.secret))
         if meta["kind"] != source.kind:
             raise ConfigError(
                 f"This appliance's KEK is a {meta['kind']}, not a {source.kind}.",
@@ -137,6 +142,9 @@ class Keyring:
             raise ConfigError(f"{self.path} is not a version-1 Greffier keyring.",
                               hint="Restore the keyring from your backup.")
         return data
+
+    def kind(self) -> str:
+        return str(self._read()["kek"]["kind"])
 
     def unseal(self, source: KekSource) -> UnsealedKeys:
         data = self._read()

@@ -155,6 +155,8 @@ def test_fail_closed_when_the_audit_log_cannot_be_written(tmp_path: Path) -> Non
             assert app.catalog.stats()["documents"] == 0
             with pytest.raises(AuditError):
                 app.search("expense claims")
+            with pytest.raises(AuditError):  # refused before retrieval or any model call
+                app.ask("When are expense claims filed?")
         app.ingest([docs])  # writable again: it works
         assert app.store.count() == 1
     finally:

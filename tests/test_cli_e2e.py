@@ -175,3 +175,31 @@ def test_security_commands_as_an_operator_runs_them(tmp_path: Path) -> None:
     again = subprocess.run([*GREFFIER, "search", "canteen lunch", "--json"], env=env,
                            capture_output=True, text=True, timeout=300, check=True)
     assert "canteen" in json.loads(again.stdout)["passages"][0]["text"]
+
+
+def test_unseal_holds_the_kek_in_the_kernel_keyring_until_seal(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The fire assembly point is the north car park.")
+    data = tmp_path / "data"
+    _init(data)
+    _run(["ingest", str(docs)], data)
+    no_secret = {k: v for k, v in _env(data).items() if not k.startswith("GREFFIER_PASSPHRASE")}
+
+    def bare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*GREFFIER, *args], env=no_secret, capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    sealed = bare("search", "fire assembly point")
+    assert sealed.returncode == 2 and "sealed" in sealed.stderr
+    assert "greffier unseal" in sealed.stderr
+    assert "Unsealed" in _run(["unseal", "--timeout", "600"], data).stdout
+    found = bare("search", "fire assembly point", "--json")
+    assert found.returncode == 0 and "north car park" in found.stdout  # no secret given
+    assert "Sealed." in bare("seal").stdout
+    again = bare("search", "fire assembly point")
+    assert again.returncode == 2 and "sealed" in again.stderr
+    assert list(data.rglob("*kek*")) == []  # nothing of the kind went to disk
+    events = [json.loads(line)["event"]
+              for line in (data / "audit" / "log.jsonl").read_text().splitlines()]
+    assert "unseal.session" in events and "seal.session" in events
