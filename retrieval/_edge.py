@@ -13,10 +13,12 @@ import numpy.typing as npt
 from security import StoreError
 
 from ._payload import (
+    CANDIDATE_FIELDS,
     DENSE,
     INDEXED_FIELDS,
     SPARSE,
     PayloadCipher,
+    reveal,
     sources_payload,
     to_passage,
     to_payload,
@@ -134,7 +136,8 @@ class EdgeStore:
     def _query(self, query: Any, limit: int, flt: SearchFilter | None) -> list[Passage]:
         q = self._q
         request = q.QueryRequest(limit=limit, query=query, filter=self._filter(flt),
-                                 with_payload=True, params=q.SearchParams(hnsw_ef=self.hnsw_ef))
+                                 with_payload=CANDIDATE_FIELDS,
+                                 params=q.SearchParams(hnsw_ef=self.hnsw_ef))
         points = self.shard.query(request)
         return [to_passage(p.id, p.score, p.payload, self.cipher) for p in points]
 
@@ -149,6 +152,15 @@ class EdgeStore:
         q = self._q
         sparse = q.SparseVector(list(vector.indices), list(vector.values))
         return self._query(q.Query.Nearest(sparse, using=SPARSE), limit, flt)
+
+    def reveal(self, passages: Sequence[Passage]) -> list[Passage]:
+        if not passages:
+            return []
+        records = self.shard.retrieve([p.chunk_id for p in passages], with_payload=["sealed"],
+                                      with_vector=False)
+        sealed = {str(r.id): r.payload["sealed"] for r in records}
+        return [reveal(p, sealed[p.chunk_id], self.cipher) for p in passages
+                if p.chunk_id in sealed]
 
     def count(self, flt: SearchFilter | None = None) -> int:
         return int(self.shard.count(self._q.CountRequest(exact=True, filter=self._filter(flt))))

@@ -49,12 +49,20 @@ def sources_payload(sources: tuple[Source, ...]) -> dict[str, Any]:
     }
 
 
+# Fields a search leg needs; ``sealed`` is fetched (and opened) only for the final passages.
+CANDIDATE_FIELDS = ["content_hash", "chunk_index", "page", "lang", "kind", "format",
+                    "model_id", "sources"]
+
+
 def to_passage(point_id: object, score: float, payload: dict[str, Any],
                cipher: PayloadCipher) -> Passage:
+    """A passage; its text and section are empty unless the payload carries ``sealed``."""
     content_hash = str(payload["content_hash"])
     index = int(payload["chunk_index"])
-    text, section = cipher.open_chunk(content_hash, index,
-                                      base64.b64decode(str(payload["sealed"])))
+    text = section = ""
+    if "sealed" in payload:
+        text, section = cipher.open_chunk(content_hash, index,
+                                          base64.b64decode(str(payload["sealed"])))
     return Passage(
         chunk_id=str(point_id),
         text=text,
@@ -72,3 +80,12 @@ def to_passage(point_id: object, score: float, payload: dict[str, Any],
         ),
         model_id=str(payload.get("model_id") or ""),
     )
+
+
+def reveal(passage: Passage, sealed: str, cipher: PayloadCipher) -> Passage:
+    """The passage with its text and section opened from the stored ``sealed`` field."""
+    from dataclasses import replace
+
+    text, section = cipher.open_chunk(passage.content_hash, passage.chunk_index,
+                                      base64.b64decode(sealed))
+    return replace(passage, text=text, section=section)

@@ -16,10 +16,12 @@ import numpy.typing as npt
 from security import StoreError
 
 from ._payload import (
+    CANDIDATE_FIELDS,
     DENSE,
     INDEXED_FIELDS,
     SPARSE,
     PayloadCipher,
+    reveal,
     sources_payload,
     to_passage,
     to_payload,
@@ -132,7 +134,7 @@ class ClientStore:
         params = models.SearchParams(hnsw_ef=self.hnsw_ef) if "url" in self._args else None
         response = self.client.query_points(
             self.collection, query=query, using=using, limit=limit,
-            query_filter=self._filter(flt), with_payload=True, search_params=params)
+            query_filter=self._filter(flt), with_payload=CANDIDATE_FIELDS, search_params=params)
         return [to_passage(p.id, p.score, p.payload or {}, self.cipher) for p in response.points]
 
     def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
@@ -147,6 +149,15 @@ class ClientStore:
             return []
         query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
         return self._query(query, SPARSE, limit, flt)
+
+    def reveal(self, passages: Sequence[Passage]) -> list[Passage]:
+        if not passages:
+            return []
+        records = self.client.retrieve(self.collection, [p.chunk_id for p in passages],
+                                       with_payload=["sealed"], with_vectors=False)
+        sealed = {str(r.id): (r.payload or {})["sealed"] for r in records}
+        return [reveal(p, sealed[p.chunk_id], self.cipher) for p in passages
+                if p.chunk_id in sealed]
 
     def count(self, flt: SearchFilter | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=self._filter(flt),

@@ -57,10 +57,14 @@ class HybridSearcher:
         else:
             passages = self.policy.fuse(dense, sparse, lang,
                                         pool if mode == "hybrid+rerank" else k)
-            if mode == "hybrid+rerank" and self.reranker is not None:
-                start = time.perf_counter()
-                passages = self.reranker.rerank(query, passages)[:k]
-                timings["rerank_ms"] = (time.perf_counter() - start) * 1000
+        # Only the passages returned are fetched and decrypted, not every candidate.
+        start = time.perf_counter()
+        passages = self.store.reveal(passages)
+        timings["reveal_ms"] = (time.perf_counter() - start) * 1000
+        if mode == "hybrid+rerank" and self.reranker is not None:
+            start = time.perf_counter()
+            passages = self.reranker.rerank(query, passages)[:k]
+            timings["rerank_ms"] = (time.perf_counter() - start) * 1000
         timings["total_ms"] = sum(timings.values())
         return SearchResult(query=query, mode=mode, passages=passages, query_lang=lang,
                             timings_ms=timings,

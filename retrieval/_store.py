@@ -37,6 +37,10 @@ class VectorStore(Protocol):
     def search_sparse(self, vector: SparseVector, limit: int,
                       flt: SearchFilter | None = None) -> list[Passage]: ...
 
+    def reveal(self, passages: Sequence[Passage]) -> list[Passage]:
+        """Fetch and open the text of passages returned by a search leg (legs return
+        passages without text: only the few that are finally shown get decrypted)."""
+
     def count(self, flt: SearchFilter | None = None) -> int: ...
 
     def flush(self) -> None:

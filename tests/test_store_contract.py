@@ -78,9 +78,11 @@ def test_dense_and_sparse_search_return_passages(store: VectorStore) -> None:
     query = np.zeros(DIM, dtype=np.float32)
     query[1] = 1.0
     hits = store.search_dense(query, 2)
-    assert hits[0].text == "Parking rules for visitors"
+    assert hits[0].text == ""  # legs return no text: only what is shown gets decrypted
+    hits = store.reveal(hits)
+    assert hits[0].text == "Parking rules for visitors" and hits[0].section == "S"
     assert hits[0].page == 2 and hits[0].path == "/docs/a.txt" and hits[0].doc_id == "doc-h1"
-    sparse = store.search_sparse(ANALYZER.query_vector("cafeteria code", "en"), 3)
+    sparse = store.reveal(store.search_sparse(ANALYZER.query_vector("cafeteria code", "en"), 3))
     assert sparse[0].text.endswith("ZORBLAX")
     assert store.search_sparse(ANALYZER.query_vector("the of", "en"), 3) == []
 
@@ -100,8 +102,9 @@ def test_delete_content_and_set_sources(store: VectorStore) -> None:
     store.set_sources("h1", (Source("doc-x", "/x.txt", 3), Source("doc-y", "/y.txt", 1)))
     query = np.zeros(DIM, dtype=np.float32)
     query[0] = 1.0
-    hit = store.search_dense(query, 1)[0]
+    hit = store.reveal(store.search_dense(query, 1))[0]
     assert [s.path for s in hit.sources] == ["/x.txt", "/y.txt"] and hit.version == 3
+    assert hit.text.endswith("ZORBLAX")
     assert store.count(SearchFilter(doc_ids=("doc-y",))) == 2
     store.delete_content("h1")
     store.flush()
