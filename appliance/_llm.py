@@ -133,8 +133,7 @@ class ModelService:
                 "--model", str(self.model_dir()), "--served-model-name", llm.model_name,
                 "--dtype", llm.dtype, "--max-model-len", str(llm.max_model_len),
                 "--tensor-parallel-size", str(llm.tensor_parallel_size),
-                "--host", "127.0.0.1", "--port", str(llm.port),
-                "--api-key", api_key(self.settings)]
+                "--host", "127.0.0.1", "--port", str(llm.port)]
 
     def model_dir(self) -> Path:
         return self.settings.llm.model_dir or (self.settings.data_dir / "models" /
@@ -147,7 +146,10 @@ class ModelService:
                               hint="Run `make venv-llm`, or set llm.python.")
         verify_model_folder(self.model_dir())
         self.log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.settings.llm.kv_cache_gb),
+        # The API key goes through the environment, not argv: argv is readable by every
+        # user in the process list (and a key starting with "-" would read as an option).
+        env = {**os.environ, "VLLM_API_KEY": api_key(self.settings),
+               "VLLM_CPU_KVCACHE_SPACE": str(self.settings.llm.kv_cache_gb),
                "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
         with self.log.open("ab") as log:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,15 @@ def _requests_served(app: Appliance) -> float:
         text = response.read().decode()
     return sum(float(m) for m in re.findall(r'^vllm:request_success_total\{[^}]*\} (\S+)',
                                             text, re.MULTILINE))
+
+
+def test_model_service_requires_its_api_key_and_hides_it(served: Appliance) -> None:
+    service: ModelService = served.service  # type: ignore[attr-defined]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{service.url}/v1/models", timeout=5)
+    assert refused.value.code == 401
+    assert api_key(served.settings) not in " ".join(service.command())  # not in argv
+    assert service.url.startswith("http://127.0.0.1:")
 
 
 def test_answer_streams_and_cites_a_real_chunk_of_the_right_document(served: Appliance) -> None:
