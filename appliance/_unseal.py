@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from security import KekSource, SealedError, _session
+from security import KekSource, SealedError, drop_secret, held_secret, hold_secret
 
 from ._settings import Settings
 
@@ -55,7 +55,7 @@ def kek_source(settings: Settings, *, new: bool = False, session: bool = True) -
             "GREFFIER_NEW_PASSPHRASE" if new else "GREFFIER_PASSPHRASE")
     given = _given(name)
     if given is None and session and not new:
-        held = _session.load(settings.data_dir)
+        held = held_secret(settings.data_dir)
         if held is not None:
             if pkcs11:
                 return _pkcs11(settings, held.decode())
@@ -74,7 +74,7 @@ def unseal_session(settings: Settings, timeout_s: int, user: str) -> None:
         wrapper = app.keys.wrapper
         held = (source.secret.encode() if source.kind == "pkcs11"
                 else wrapper.raw_kek)  # type: ignore[attr-defined]
-        _session.store(settings.data_dir, held, timeout_s)
+        hold_secret(settings.data_dir, held, timeout_s)
         app.audit.append("unseal.session", user, {"timeout_s": timeout_s})
 
 
@@ -82,8 +82,8 @@ def seal_session(settings: Settings, user: str) -> bool:
     """Drop the session's KEK. Recorded in the audit log while the keys are still at hand."""
     from ._appliance import Appliance
 
-    if _session.load(settings.data_dir) is None:
+    if held_secret(settings.data_dir) is None:
         return False
     with Appliance.open(settings, kek_source(settings), user=user) as app:
         app.audit.append("seal.session", user, {})
-    return _session.revoke(settings.data_dir)
+    return drop_secret(settings.data_dir)

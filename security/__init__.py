@@ -26,6 +26,9 @@ from ._hashing import sha256_file, sha256_text
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
 from ._keyring import KekSource, Keyring, UnsealedKeys
 from ._receipt import issue_receipt, sha256_hex, verify_receipt
+from ._session import load as held_secret
+from ._session import revoke as drop_secret
+from ._session import store as hold_secret
 from ._signing import sign, verify
 
 __all__ = [
@@ -57,7 +60,10 @@ __all__ = [
     "VerifyReport",
     "allow_network",
     "blocked_attempts",
+    "drop_secret",
     "forbid_network",
+    "held_secret",
+    "hold_secret",
     "issue_receipt",
     "sha256_file",
     "sha256_hex",
