@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import getpass
@@ -42,6 +43,7 @@ from security import (
     ContentCipher,
     KekSource,
     Keyring,
+    SealedError,
     StoreError,
     UnsealedKeys,
     forbid_network,
@@ -93,6 +95,16 @@ class Appliance:
         lock = _lock_data_dir(data)
         try:
             keys = Keyring(data).unseal(source)
+        except SealedError as exc:
+            # A failed unseal is security-relevant: recorded (unsigned, no secret) if a log
+            # exists; the next unsealed session's signed head covers it.
+            if (data / "audit").is_dir():
+                with contextlib.suppress(AuditError):
+                    AuditLog(data / "audit", None, None).append(
+                        "unseal.failed", user or current_user(),
+                        {"kek": settings.security.kek, "reason": exc.message})
+            lock.close()
+            raise
         except Exception:
             lock.close()
             raise

@@ -57,8 +57,10 @@ class VerifyReport:
 class AuditLog:
     """One appliance's audit log. Single writer (the process holding the data directory)."""
 
-    def __init__(self, folder: Path, audit_key: bytes, signing_key: Ed25519PrivateKey, *,
-                 head_every: int = 64) -> None:
+    def __init__(self, folder: Path, audit_key: bytes | None,
+                 signing_key: Ed25519PrivateKey | None, *, head_every: int = 64) -> None:
+        """Without keys (a sealed appliance recording a failed unseal), entries carry no
+        sealed part and no tree head is signed; the next unsealed writer signs them."""
         self.folder = folder
         self.log_path = folder / "log.jsonl"
         self.heads_path = folder / "heads.jsonl"
@@ -95,7 +97,7 @@ class AuditLog:
                 "event": event, "user": user, "details": details,
                 "prev": self._leaves[-1].hex() if self._leaves else "",
             }
-            if secret is not None:
+            if secret is not None and self._audit_key is not None:
                 sealed = _aead.seal(self._audit_key, json.dumps(secret).encode(),
                                     audit_aad(index))
                 entry["sealed"] = base64.b64encode(sealed).decode()
@@ -111,11 +113,14 @@ class AuditLog:
                     "refused.", hint=f"Make {self.folder} writable (and check free space).",
                 ) from exc
             self._leaves.append(_merkle.leaf_hash(entry_bytes(entry)))
-            if len(self._leaves) - self._signed_size >= self._head_every:
+            if (self._signing_key is not None
+                    and len(self._leaves) - self._signed_size >= self._head_every):
                 self._write_head()
             return index
 
     def _write_head(self) -> None:
+        if self._signing_key is None:
+            return
         head = sign({"tree_size": len(self._leaves),
                      "root": _merkle.root(self._leaves).hex(),
                      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
@@ -143,6 +148,9 @@ class AuditLog:
 
     def fresh_head(self) -> dict[str, Any]:
         """A signed head of the tree as it is now (carried by receipts; not persisted)."""
+        if self._signing_key is None:
+            raise AuditError("A sealed appliance cannot sign tree heads.",
+                             hint="Unseal it first.")
         with self._lock:
             return sign({"tree_size": len(self._leaves),
                          "root": _merkle.root(self._leaves).hex(),
@@ -156,6 +164,8 @@ class AuditLog:
         return self._leaves[index]
 
     def open_secret(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if self._audit_key is None:
+            raise AuditError("The audit key is sealed.", hint="Unseal the appliance first.")
         blob = base64.b64decode(entry["sealed"])
         data: dict[str, Any] = json.loads(
             _aead.open_(self._audit_key, blob, audit_aad(int(entry["index"]))))

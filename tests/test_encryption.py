@@ -148,8 +148,20 @@ def test_sealed_appliance_refuses_content_operations(tmp_path: Path) -> None:
     with pytest.raises(SealedError, match="greffier init"):
         Appliance.open(settings, KEKS)
     Appliance.init(settings, KEKS)
+    Appliance.open(settings, KEKS).close()  # creates the audit log
     with pytest.raises(SealedError, match="Wrong passphrase"):
-        Appliance.open(settings, KekSource("passphrase", "guess"))
+        Appliance.open(settings, KekSource("passphrase", "guess"), user="mallory")
+    with Appliance.open(settings, KEKS) as app:  # the failed attempt is on record
+        lines = (settings.data_dir / "audit" / "log.jsonl").read_text().splitlines()
+        failed = [json.loads(line) for line in lines if '"unseal.failed"' in line]
+        assert len(failed) == 1 and failed[0]["user"] == "mallory"
+        assert "Wrong passphrase" in failed[0]["details"]["reason"]
+        app.audit.sign_head()
+    from security import verify_log
+
+    heads = (settings.data_dir / "audit" / "heads.jsonl").read_text().splitlines()
+    lines = (settings.data_dir / "audit" / "log.jsonl").read_text().splitlines()
+    assert verify_log(lines, heads, Keyring(settings.data_dir).public_key()).ok
 
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
