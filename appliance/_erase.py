@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from retrieval import SearchFilter
 from security import GreffierError, sign
 
 from ._appliance import Appliance
@@ -39,7 +40,8 @@ def find_content(app: Appliance, ref: str) -> str:
 def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
     content_hash = find_content(app, ref)
     docs = app.catalog.documents_of(content_hash)
-    points = app.store.count(_content_filter(content_hash))
+    only_this = SearchFilter(content_hashes=(content_hash,))
+    points = app.store.count(only_this)
     certificate_id = str(uuid.uuid4())
     # Recorded before anything is destroyed: no record, no erasure.
     app.audit.append("erase.begin", erased_by, {"content_sha256": content_hash,
@@ -57,7 +59,7 @@ def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
     blob = app.indexer.blob_path(content_hash)
     had_blob = blob.exists()
     blob.unlink(missing_ok=True)
-    remaining = app.store.count(_content_filter(content_hash))
+    remaining = app.store.count(only_this)
     body = {
         "format": "greffier-erasure-certificate", "version": 1,
         "certificate_id": certificate_id,
@@ -79,8 +81,3 @@ def erase(app: Appliance, ref: str, *, erased_by: str) -> dict[str, Any]:
     (folder / f"{certificate_id}.json").write_text(json.dumps(certificate, indent=2))
     return certificate
 
-
-def _content_filter(content_hash: str) -> Any:
-    from retrieval import SearchFilter
-
-    return SearchFilter(content_hashes=(content_hash,))

@@ -146,9 +146,10 @@ class Indexer:
                     candidate.parse = pool.submit(self.worker.parse, candidate.path,
                                                   candidate.fmt)
             batch: list[_Parsed] = []
+            pending: set[str] = set()  # content hashes in the batch, not yet committed
+            batch_chunks = 0
             aliases: dict[str, list[_Candidate]] = {}
             for candidate in candidates:
-                pending = {item.candidate.content_hash for item in batch}
                 if candidate.content_hash in pending:  # identical to a file not yet committed
                     aliases.setdefault(candidate.content_hash, []).append(candidate)
                     continue
@@ -157,10 +158,12 @@ class Indexer:
                     record(prepared)
                     continue
                 batch.append(prepared)
-                if sum(len(item.chunks) for item in batch) >= _EMBED_BATCH:
+                pending.add(candidate.content_hash)
+                batch_chunks += len(prepared.chunks)
+                if batch_chunks >= _EMBED_BATCH:
                     for outcome in self._commit(batch, aliases):
                         record(outcome)
-                    batch = []
+                    batch, pending, batch_chunks = [], set(), 0
             if batch:
                 for outcome in self._commit(batch, aliases):
                     record(outcome)

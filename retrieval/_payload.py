@@ -7,6 +7,7 @@ content's data key (``sealed``, see security/FORMAT.md); the rest is what filter
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ._types import IndexedChunk, Passage, Source
@@ -84,8 +85,6 @@ def to_passage(point_id: object, score: float, payload: dict[str, Any],
 
 def reveal(passage: Passage, sealed: str, cipher: PayloadCipher) -> Passage:
     """The passage with its text and section opened from the stored ``sealed`` field."""
-    from dataclasses import replace
-
     text, section = cipher.open_chunk(passage.content_hash, passage.chunk_index,
                                       base64.b64decode(sealed))
     return replace(passage, text=text, section=section)

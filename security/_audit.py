@@ -202,13 +202,11 @@ def verify_log(log_lines: list[str], head_lines: list[str], public_key: bytes) -
                                 f"the log was truncated: a signed head covers {size} entries, "
                                 f"{len(leaves)} remain", len(leaves))
         if _merkle.root(leaves[:size]).hex() != head["root"]:
-            bad = _first_changed(leaves, size)
+            # With the hash chain intact, a root mismatch can only come from the last entry
+            # the head covers.
+            bad = size - 1
             return VerifyReport(False, len(leaves), number,
                                 f"entry {bad} was altered (tree head {number} no longer matches)",
                                 bad)
     return VerifyReport(True, len(leaves), len(head_lines))
 
-
-def _first_changed(leaves: list[bytes], size: int) -> int:
-    """With the chain intact, a root mismatch can only come from the last entry covered."""
-    return size - 1
