@@ -11,6 +11,7 @@ from retrieval import SearchResult
 from ._citations import attribute, parse_citations
 from ._client import GenerationUnavailable, Generator
 from ._prompt import NOT_FOUND, TEMPLATE_VERSION, build_prompt
+from ._sanitize import TokenGuard
 from ._types import Answer, Sampling
 
 DEGRADED = {
@@ -32,7 +33,7 @@ class Answerer:
     def __init__(self, generator: Generator, count_tokens: Callable[[str], int], *,
                  context_tokens: int = 4096, sampling: Sampling | None = None,
                  relevance: Relevance | None = None, max_sources: int = 6,
-                 model_sha256: str = "") -> None:
+                 model_sha256: str = "", guard: TokenGuard | None = None) -> None:
         self.generator = generator
         self.count_tokens = count_tokens
         self.context_tokens = context_tokens
@@ -40,6 +41,9 @@ class Answerer:
         self.relevance = relevance or Relevance()
         self.max_sources = max_sources
         self.model_sha256 = model_sha256
+        # Neutralises the model's special tokens in untrusted text; give it
+        # ``TokenGuard.for_model(folder)`` so the tokenizer's own tokens are covered too.
+        self.guard = guard or TokenGuard()
 
     def relevant(self, result: SearchResult) -> bool:
         dense = result.best_dense if result.best_dense is not None else 0.0
@@ -59,7 +63,7 @@ class Answerer:
             return base
         budget = self.context_tokens - self.sampling.max_tokens
         prompt = build_prompt(question, result.passages[: self.max_sources], lang,
-                              count_tokens=self.count_tokens, budget=budget)
+                              count_tokens=self.count_tokens, budget=budget, guard=self.guard)
         base.passages = prompt.passages
         started = time.perf_counter()
         pieces: list[str] = []
