@@ -128,12 +128,17 @@ class Indexer:
         self.readmit_erased = readmit_erased
         started = time.perf_counter()
         report = IngestReport(recovered=self.recover())
-        files = list(walk(roots))
-        progress.on_total(len(files))
+        refused: list[FileOutcome] = []
+        files = list(walk(roots, refuse=lambda path, exc: refused.append(FileOutcome(
+            str(path), "failed", error=type(exc).__name__, message=str(exc)))))
+        progress.on_total(len(files) + len(refused))
 
         def record(outcome: FileOutcome) -> None:
             report.outcomes.append(outcome)
             progress.on_file(outcome)
+
+        for outcome in refused:  # links out of the folder, FIFOs, devices: never opened
+            record(outcome)
 
         candidates = self._screen(files, record)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="greffier-parse") as pool:

@@ -9,6 +9,7 @@ from ._formats import FORMATS, Limits, format_of, precheck
 from ._lang import detect_language, strip_accents
 from ._offline import OFFLINE_ENV, set_offline_environment
 from ._parse import Parser
+from ._sandbox import Isolation
 from ._types import Block, Chunk, ParsedDocument, document_id
 from ._walk import walk
 from ._worker import ParseWorker, WorkerLimits
@@ -22,6 +23,7 @@ __all__ = [
     "Chunker",
     "DocumentRecord",
     "FailureRecord",
+    "Isolation",
     "Limits",
     "ParseWorker",
     "ParsedDocument",

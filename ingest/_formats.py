@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from security import (
     EmptyDocumentError,
     EncryptedDocumentError,
     FileTooLargeError,
+    IngestError,
     ParseFailedError,
     SuspiciousArchiveError,
     UnsupportedFormatError,
@@ -67,8 +70,35 @@ def format_of(path: Path) -> str:
 
 
 def precheck(path: Path, fmt: str, limits: Limits) -> None:
-    """Reject what no parser should even open: empty, oversized, encrypted, bombs, impostors."""
-    size = path.stat().st_size
+    """Reject what no parser should even open: empty, oversized, encrypted, bombs, impostors.
+
+    Byte-level checks only: this runs in the appliance's process, so no document library
+    reads the file here (the PDF structure is checked in the parser worker,
+    :func:`check_pdf_structure`). A FIFO or device is refused without blocking on it.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IngestError("This is not a regular file.",
+                              hint="Only documents are ingested; remove it from the folder.")
+        _check_size(info.st_size, fmt, limits)
+        head = handle.read(8)
+    if fmt == "pdf" and not head.startswith(b"%PDF-"):
+        raise ParseFailedError(
+            "This is not a PDF (no %PDF- header).",
+            hint="The file may be mis-named or damaged; re-export it as PDF.",
+        )
+    if fmt in ZIP_FORMATS:
+        _check_zip(path, fmt, head, limits)
+    elif fmt in OLE_FORMATS and head != _OLE_MAGIC:
+        raise ParseFailedError(
+            f"This is not a valid {fmt.upper()} file (no OLE2 header).",
+            hint="Check the file opens in its application; re-export it.",
+        )
+
+
+def _check_size(size: int, fmt: str, limits: Limits) -> None:
     if size == 0:
         raise EmptyDocumentError("The file is empty (0 bytes).", hint="Nothing to index.")
     cap_mb = limits.max_text_mb if fmt in TEXT_FORMATS else limits.max_file_mb
@@ -78,25 +108,10 @@ def precheck(path: Path, fmt: str, limits: Limits) -> None:
             f"The file is {size / _MB:.1f} MB, above the {cap_mb} MB limit for {fmt}.",
             hint=f"Split it, or raise ingest.{knob} (GREFFIER_INGEST__{knob.upper()}).",
         )
-    with path.open("rb") as handle:
-        head = handle.read(8)
-    if fmt == "pdf":
-        _check_pdf(path, head)
-    elif fmt in ZIP_FORMATS:
-        _check_zip(path, fmt, head, limits)
-    elif fmt in OLE_FORMATS and head != _OLE_MAGIC:
-        raise ParseFailedError(
-            f"This is not a valid {fmt.upper()} file (no OLE2 header).",
-            hint="Check the file opens in its application; re-export it.",
-        )
 
 
-def _check_pdf(path: Path, head: bytes) -> None:
-    if not head.startswith(b"%PDF-"):
-        raise ParseFailedError(
-            "This is not a PDF (no %PDF- header).",
-            hint="The file may be mis-named or damaged; re-export it as PDF.",
-        )
+def check_pdf_structure(path: Path) -> None:
+    """Open the PDF with pypdf: damaged or password-protected? Runs in the parser worker."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 

@@ -1,6 +1,10 @@
 """Make unstructured run offline, with no attempt to reach the network.
 
-unstructured 0.27 sends partition telemetry unless ``DO_NOT_TRACK`` is set, and on first use
+unstructured 0.27 sends partition telemetry unless ``DO_NOT_TRACK`` is set; onnxruntime
+(imported by unstructured-inference) ships Microsoft's 1DS telemetry client, which posts to
+``mobile.events.data.microsoft.com`` unless ``ORT_DISABLE_TELEMETRY`` is set or
+``disable_telemetry_events()`` is called. These opt-outs are a courtesy: the parse worker
+runs without network, enforced by the kernel (``_sandbox.py``). On first use unstructured
 downloads the spaCy English model ``en_core_web_sm`` from GitHub to classify text
 (sentence splitting and a verb check). Offline, that download fails and some partitioners
 silently return nothing. We set the opt-outs and hand unstructured a spaCy pipeline built
@@ -18,6 +22,7 @@ from typing import Any
 
 OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
+    "ORT_DISABLE_TELEMETRY": "1",
     "SCARF_NO_ANALYTICS": "true",
     "UNSTRUCTURED_DISABLE_NOTICE": "1",
     "HF_HUB_OFFLINE": "1",
@@ -68,6 +73,12 @@ def _pipeline() -> Any:
 def prepare_unstructured() -> None:
     """Opt out of telemetry and point unstructured's NLP helpers at a local pipeline."""
     set_offline_environment()
+    try:
+        import onnxruntime  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - unstructured-inference brings it
+        pass
+    else:
+        onnxruntime.disable_telemetry_events()
     import unstructured.nlp.tokenize as tokenize
 
     tokenize._get_nlp = _pipeline  # the hook unstructured resolves at call time
