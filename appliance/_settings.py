@@ -31,6 +31,8 @@ class IngestSettings(BaseModel):
     parse_memory_mb: int = Field(4096, ge=256, description="Memory cap of a parse worker.")
     ocr_languages: list[str] = Field(["fra", "eng"], description="Tesseract languages.")
     chunk_max_chars: int = Field(2000, ge=200, description="Largest chunk, in characters.")
+    sandbox_user: str = Field(
+        "nobody", min_length=1, description="Unprivileged user the parser runs as under root.")
 
 
 class EmbeddingSettings(BaseModel):
