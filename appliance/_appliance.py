@@ -142,7 +142,7 @@ class Appliance:
                         max_document_chars=ing.max_document_chars)
         worker = ParseWorker(
             WorkerLimits(timeout_s=ing.parse_timeout_s, memory_mb=ing.parse_memory_mb,
-                         languages=tuple(ing.ocr_languages)),
+                         languages=tuple(ing.ocr_languages), sandbox_user=ing.sandbox_user),
             allowed_hosts=tuple(settings.security.allowed_hosts))
         analyzer = Analyzer(key=keys.index_key)
         indexer = Indexer(catalog=catalog, store=store, encoder=encoder, analyzer=analyzer,
