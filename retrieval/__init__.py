@@ -8,7 +8,7 @@ from ._metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from ._qclient import ClientStore
 from ._rerank import CrossEncoderReranker, Reranker
 from ._search import HybridSearcher
-from ._store import VectorStore
+from ._store import StoredPoint, VectorStore
 from ._types import (
     IndexedChunk,
     Passage,
@@ -35,6 +35,7 @@ __all__ = [
     "SearchResult",
     "Source",
     "SparseVector",
+    "StoredPoint",
     "VectorStore",
     "convex",
     "dbsf",

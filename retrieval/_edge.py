@@ -23,7 +23,8 @@ from ._payload import (
     to_passage,
     to_payload,
 )
-from ._store import filter_fields
+from ._store import StoredPoint, filter_fields
+from ._swap import finish_swap, mark_complete, sibling, swap_in
 from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
 _BATCH = 512
@@ -39,6 +40,7 @@ class EdgeStore:
         self.cipher = cipher
         self.hnsw_ef = hnsw_ef
         self._shard: Any = None
+        self._dim = 0
         self._lock = threading.RLock()
 
     @property
@@ -47,10 +49,9 @@ class EdgeStore:
 
         return qdrant_edge
 
-    def open(self, dim: int) -> None:
+    def _config(self, dim: int) -> Any:
         q = self._q
-        self.path.mkdir(parents=True, exist_ok=True)
-        config = q.EdgeConfig(
+        return q.EdgeConfig(
             vectors={DENSE: q.EdgeVectorParams(
                 size=dim, distance=q.Distance.Cosine, on_disk=True,
                 hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10000),
@@ -58,15 +59,26 @@ class EdgeStore:
             sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
             on_disk_payload=True,
         )
+
+    def _create(self, path: Path, dim: int) -> Any:
+        q = self._q
+        shard = q.EdgeShard.create(str(path), self._config(dim))
+        for field in INDEXED_FIELDS:
+            shard.update(q.UpdateOperation.create_field_index(field, q.PayloadSchemaType.Keyword))
+        return shard
+
+    def open(self, dim: int) -> None:
+        q = self._q
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._dim = dim
         try:
+            finish_swap(self.path)  # a purge interrupted by a crash: finish or roll back
             if (self.path / "edge_config.json").exists():
                 self._shard = q.EdgeShard.load(str(self.path))
                 self._check_dim(dim)
             else:
-                self._shard = q.EdgeShard.create(str(self.path), config)
-                for field in INDEXED_FIELDS:
-                    self._shard.update(q.UpdateOperation.create_field_index(
-                        field, q.PayloadSchemaType.Keyword))
+                self.path.mkdir(exist_ok=True)
+                self._shard = self._create(self.path, dim)
         except StoreError:
             raise
         except Exception as exc:
@@ -173,9 +185,69 @@ class EdgeStore:
         with self._lock:
             self.shard.optimize()
 
+    def stored(self, content_hash: str) -> list[StoredPoint]:
+        q = self._q
+        points: list[StoredPoint] = []
+        offset = None
+        while True:
+            records, offset = self.shard.scroll(q.ScrollRequest(
+                offset=offset, limit=_BATCH, filter=self._by_content(content_hash),
+                with_payload=["sealed"], with_vector=True))
+            points += [_stored(r.id, r.vector, r.payload) for r in records]
+            if offset is None:
+                return points
+
+    def purge(self) -> None:
+        """Copy the live points into a fresh shard, then swap directories (see _swap).
+
+        The old segments and the old WAL, which still hold deleted points' bytes, go with
+        the old directory.
+        """
+        q = self._q
+        with self._lock:
+            self.shard.flush()
+            new = sibling(self.path, ".new")
+            if new.exists():
+                finish_swap(self.path)
+            fresh = self._create(new, self._dim)
+            try:
+                offset = None
+                while True:
+                    records, offset = self.shard.scroll(q.ScrollRequest(
+                        offset=offset, limit=_BATCH, with_payload=True, with_vector=True))
+                    if records:
+                        fresh.update(q.UpdateOperation.upsert_points(
+                            [q.Point(id=r.id, vector=r.vector, payload=r.payload)
+                             for r in records]))
+                    if offset is None:
+                        break
+                fresh.flush()
+                fresh.optimize()
+                fresh.flush()
+            finally:
+                fresh.close()
+            mark_complete(new)
+            self._shard.close()
+            self._shard = None
+            try:
+                swap_in(self.path, new)
+            finally:
+                finish_swap(self.path)
+                self._shard = q.EdgeShard.load(str(self.path))
+
     def close(self) -> None:
         with self._lock:
             if self._shard is not None:
                 self._shard.flush()
                 self._shard.close()
                 self._shard = None
+
+
+def _stored(point_id: object, vector: Any, payload: Any) -> StoredPoint:
+    sparse = vector[SPARSE]
+    return StoredPoint(
+        chunk_id=str(point_id),
+        dense=np.asarray(vector[DENSE], dtype=np.float32),
+        sparse=SparseVector(tuple(int(i) for i in sparse.indices),
+                            tuple(float(v) for v in sparse.values)),
+        sealed=str(payload["sealed"]))

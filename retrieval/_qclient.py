@@ -26,10 +26,11 @@ from ._payload import (
     to_passage,
     to_payload,
 )
-from ._store import filter_fields
+from ._store import StoredPoint, filter_fields
 from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
 _BATCH = 256
+_PURGE = ".purge"  # suffix of the scratch collection a purge copies the live points into
 
 
 class ClientStore:
@@ -50,6 +51,7 @@ class ClientStore:
             {"url": url, "api_key": api_key, "timeout": timeout_s} if url else {"path": str(path)}
         )
         self._client: Any = None
+        self._dim = 0
 
     @property
     def client(self) -> Any:
@@ -58,23 +60,14 @@ class ClientStore:
         return self._client
 
     def open(self, dim: int) -> None:
-        from qdrant_client import QdrantClient, models
+        from qdrant_client import QdrantClient
 
         try:
             self._client = QdrantClient(**self._args)
+            self._dim = dim
+            self._finish_purge()
             if not self._client.collection_exists(self.collection):
-                self._client.create_collection(
-                    self.collection,
-                    vectors_config={DENSE: models.VectorParams(
-                        size=dim, distance=models.Distance.COSINE, on_disk=True)},
-                    sparse_vectors_config={SPARSE: models.SparseVectorParams(
-                        modifier=models.Modifier.IDF)},
-                    on_disk_payload=True,
-                )
-                for field in INDEXED_FIELDS if "url" in self._args else ():
-                    # Local mode has no payload indexes (it filters by scanning).
-                    self._client.create_payload_index(
-                        self.collection, field, models.PayloadSchemaType.KEYWORD)
+                self._create(self.collection, dim)
             else:
                 info = self._client.get_collection(self.collection)
                 stored = info.config.params.vectors[DENSE].size
@@ -89,6 +82,21 @@ class ClientStore:
         except Exception as exc:
             raise StoreError(f"Cannot open the Qdrant collection {self.collection!r}: {exc}",
                              hint="Check store.url, store.api_key and that Qdrant is up.") from exc
+
+    def _create(self, name: str, dim: int) -> None:
+        from qdrant_client import models
+
+        self.client.create_collection(
+            name,
+            vectors_config={DENSE: models.VectorParams(
+                size=dim, distance=models.Distance.COSINE, on_disk=True)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(
+                modifier=models.Modifier.IDF)},
+            on_disk_payload=True,
+        )
+        for field in INDEXED_FIELDS if "url" in self._args else ():
+            # Local mode has no payload indexes (it filters by scanning).
+            self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
     def _filter(self, flt: SearchFilter | None) -> Any:
         from qdrant_client import models
@@ -168,6 +176,71 @@ class ClientStore:
 
     def optimize(self) -> None:
         """The server optimizes in the background."""
+
+    def stored(self, content_hash: str) -> list[StoredPoint]:
+        flt = self._filter(SearchFilter(content_hashes=(content_hash,)))
+        points: list[StoredPoint] = []
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection, scroll_filter=flt, limit=_BATCH, offset=offset,
+                with_payload=["sealed"], with_vectors=True)
+            for r in records:
+                sparse = r.vector[SPARSE]
+                points.append(StoredPoint(
+                    chunk_id=str(r.id), dense=np.asarray(r.vector[DENSE], dtype=np.float32),
+                    sparse=SparseVector(tuple(sparse.indices), tuple(sparse.values)),
+                    sealed=str((r.payload or {})["sealed"])))
+            if offset is None:
+                return points
+
+    def purge(self) -> None:
+        """Copy the live points to a scratch collection, drop and recreate the collection,
+        copy them back, drop the scratch collection.
+
+        Dropping a collection deletes its files on the server (and its SQLite file in local
+        mode); what the server's file system keeps of deleted files is not in our reach.
+        A crash at any step is finished by the next :meth:`open` (see ``_finish_purge``).
+        """
+        scratch = self.collection + _PURGE
+        if self.client.collection_exists(scratch):
+            self.client.delete_collection(scratch)
+        self._create(scratch, self._dim)
+        self._copy(self.collection, scratch)
+        if self.client.count(scratch, exact=True).count != self.count():
+            raise StoreError("The purge copy is incomplete; nothing was dropped.",
+                             hint="Run the erasure again (the data key is already destroyed).")
+        self.client.delete_collection(self.collection)
+        self._create(self.collection, self._dim)
+        self._copy(scratch, self.collection)
+        self.client.delete_collection(scratch)
+
+    def _copy(self, source: str, target: str) -> None:
+        from qdrant_client import models
+
+        offset = None
+        while True:
+            records, offset = self.client.scroll(source, limit=_BATCH, offset=offset,
+                                                 with_payload=True, with_vectors=True)
+            if records:
+                self.client.upsert(target, wait=True, points=[
+                    models.PointStruct(id=r.id, vector=r.vector, payload=r.payload)
+                    for r in records])
+            if offset is None:
+                return
+
+    def _finish_purge(self) -> None:
+        """A purge interrupted by a crash: while copying out the scratch collection never
+        holds more points than the collection, while copying back it always does."""
+        scratch = self.collection + _PURGE
+        if not self.client.collection_exists(scratch):
+            return
+        if not self.client.collection_exists(self.collection):
+            self._create(self.collection, self._dim)
+        if (self.client.count(scratch, exact=True).count
+                > self.client.count(self.collection, exact=True).count):
+            self._copy(scratch, self.collection)
+        self.client.delete_collection(scratch)
 
     def close(self) -> None:
         if self._client is not None:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """One point as the store holds it: what an erasure must make disappear from disk."""
+
+    chunk_id: str
+    dense: npt.NDArray[np.float32]  # as stored (Qdrant normalises cosine vectors)
+    sparse: SparseVector
+    sealed: str  # the payload field, base64 text as written
 
 
 class VectorStore(Protocol):
@@ -48,6 +59,14 @@ class VectorStore(Protocol):
 
     def optimize(self) -> None:
         """Build indexes and reclaim deleted space (after bulk writes and deletes)."""
+
+    def stored(self, content_hash: str) -> list[StoredPoint]:
+        """The points of one content with their vectors and sealed payload, as stored."""
+
+    def purge(self) -> None:
+        """Rewrite the store's files from its live points only, so that deleted points
+        leave no byte behind (segments, WAL). Crash-safe: an interrupted purge leaves the
+        old or the new store usable, and the next open finishes or rolls it back."""
 
     def close(self) -> None: ...
 
