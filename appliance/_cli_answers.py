@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from ._cli_common import open_appliance as _open
 from ._cli_common import parse_filters as _parse_filters
 from ._settings import load_settings
+from ._term import console as _console
+from ._term import safe
 
 
 @click.command()
@@ -25,11 +25,13 @@ from ._settings import load_settings
 def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bool,
         receipt: Path | None) -> None:
     """Answer a question from the documents, citing its sources (streams to the terminal)."""
-    console = Console()
+    console = _console()
 
     def on_token(token: str) -> None:
         if not as_json:
-            console.print(token, end="", markup=False, highlight=False, soft_wrap=True)
+            # Model output is untrusted too: it may echo a document's escape sequences.
+            console.print(safe(token, markup=False, single_line=False), end="", markup=False,
+                          highlight=False, soft_wrap=True)
 
     with _open(ctx) as app:
         answer, signed = app.ask(question, on_token=on_token, flt=_parse_filters(filters))
@@ -39,16 +41,18 @@ def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bo
         click.echo(json.dumps(_answer_dict(answer), indent=2, ensure_ascii=False))
         return
     if answer.refused or answer.degraded:
-        console.print(answer.text or answer.notice, markup=False)
+        console.print(safe(answer.text or answer.notice, markup=False, single_line=False),
+                      markup=False, highlight=False, soft_wrap=True)
     if answer.degraded:
-        console.print(f"[yellow]{escape(answer.notice)}[/]")
+        console.print(f"[yellow]{safe(answer.notice)}[/]", soft_wrap=True)
     console.print()
     for number, p in enumerate(answer.passages, start=1):
         cited = [c for c in answer.citations if c.number == number]
         mark = "*" if cited else " "
         origin = " (attributed)" if cited and cited[0].origin == "attributed" else ""
-        console.print(f"{mark}[{number}] {escape(Path(p.path).name)}"
-                      f"{f', page {p.page}' if p.page else ''}{origin}", highlight=False)
+        console.print(f"{mark}[{number}] {safe(Path(p.path).name)}"
+                      f"{f', page {p.page}' if p.page else ''}{origin}", highlight=False,
+                      soft_wrap=True)
     if answer.invalid_citations:
         console.print(f"[red]The answer cites sources that were not given: "
                       f"{answer.invalid_citations}[/]")
@@ -86,9 +90,9 @@ def llm_serve(ctx: click.Context) -> None:
     from ._llm import ModelService
 
     service = ModelService(load_settings(ctx.obj))
-    click.echo(f"starting vLLM ({service.model_dir()}) on {service.url} …")
+    click.echo(f"starting vLLM ({safe(service.model_dir(), markup=False)}) on {service.url} …")
     service.start()
-    click.echo(f"ready: {service.url}/v1 (log: {service.log})")
+    click.echo(f"ready: {service.url}/v1 (log: {safe(service.log, markup=False)})")
     _signal.signal(_signal.SIGTERM, lambda *_: service.stop())
     try:
         assert service.proc is not None
@@ -113,4 +117,5 @@ def models_prepare_dev(ctx: click.Context) -> None:
 
     service = ModelService(load_settings(ctx.obj))
     target = prepare_dev(service.model_dir())
-    click.echo(f"built {target} (SHA256SUMS digest {verify_model_folder(target)[:16]}…)")
+    digest = verify_model_folder(target)[:16]
+    click.echo(f"built {safe(target, markup=False)} (SHA256SUMS digest {digest}…)")

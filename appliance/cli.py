@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 
 import click
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from retrieval import SearchResult
-from security import GreffierError
+from security import AuthenticationError, GreffierError
 
 from . import _cli_answers as _ans
 from . import _cli_security as _sec
@@ -25,6 +25,8 @@ from ._cli_common import parse_filters as _parse_filters
 from ._indexer import FileOutcome, IngestReport, Status
 from ._indexer import Progress as IngestProgress
 from ._settings import load_settings
+from ._term import console as _console
+from ._term import safe
 
 
 @click.group()
@@ -47,7 +49,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, readmit_erased: bool,
            as_json: bool) -> None:
     """Ingest files and folders (only new or changed files are re-indexed)."""
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     with _open(ctx) as app, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]}"), TimeElapsedColumn(),
@@ -63,7 +65,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, readmit_eras
             bar.update(task, advance=1, chunks=totals["chunks"],
                        rate=f"{totals['chunks'] / elapsed:.1f} chunks/s")
             if outcome.status == "failed" and not as_json:
-                bar.console.print(f"[red]✗[/] {outcome.path}: {outcome.message}")
+                bar.console.print(f"[red]✗[/] {safe(outcome.path)}: {safe(outcome.message)}",
+                                  soft_wrap=True, highlight=False)
 
         report = app.ingest(
             list(paths), sync=sync, readmit_erased=readmit_erased,
@@ -85,18 +88,18 @@ def _report_dict(report: IngestReport) -> dict[str, Any]:
 
 
 def _print_report(report: IngestReport) -> None:
-    console = Console()
+    console = _console()
     summary = _report_dict(report)["summary"]
     console.print(
         f"{summary['indexed']} indexed, {summary['updated']} updated, "
         f"{summary['deduplicated']} deduplicated, {summary['unchanged']} unchanged, "
         f"{summary['removed']} removed, [red]{summary['failed']} failed[/] — "
-        f"{summary['chunks']} chunks, {summary['pages']} pages in {summary['seconds']} s")
+        f"{summary['chunks']} chunks, {summary['pages']} pages in {summary['seconds']} s",
+        soft_wrap=True)
     for o in report.outcomes:
         if o.status == "failed":  # one line per file, never wrapped: easy to grep
-            console.print(f"[red]failed[/] {escape(o.path)} {escape(f'[{o.error}]')} "
-                          f"{escape(o.message)}", soft_wrap=True,
-                          markup=True, highlight=False)
+            console.print(f"[red]failed[/] {safe(o.path)} {safe(f'[{o.error}]')} "
+                          f"{safe(o.message)}", soft_wrap=True, markup=True, highlight=False)
 
 
 @cli.command()
@@ -121,12 +124,12 @@ def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ..
         click.echo(json.dumps(_result_dict(result), indent=2, ensure_ascii=False))
         return
     table = Table("#", "score", "document", "page", "section", "passage",
-                  title=f"{len(result.passages)} passages for {query!r}")
+                  title=f"{len(result.passages)} passages for “{safe(query)}”")
     for rank, p in enumerate(result.passages, start=1):
         snippet = " ".join(p.text.split())[:160]
-        table.add_row(str(rank), f"{p.score:.4f}", Path(p.path).name, str(p.page or ""),
-                      p.section[:40], snippet)
-    Console().print(table)
+        table.add_row(str(rank), f"{p.score:.4f}", safe(Path(p.path).name),
+                      str(p.page or ""), safe(p.section[:40]), safe(snippet))
+    _console().print(table, highlight=False)
 
 
 def _result_dict(result: SearchResult) -> dict[str, Any]:
@@ -170,8 +173,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table("", "", title="Greffier status", show_header=False)
     for key, value in info.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
-    Console().print(table)
+        table.add_row(safe(key), safe(json.dumps(value) if isinstance(value, dict) else value))
+    _console().print(table)
 
 
 @cli.group(name="eval")
@@ -213,12 +216,12 @@ def eval_retrieval(ctx: click.Context, dataset: Path, modes: str, workdir: Path 
         click.echo(json.dumps(report_dict(report), indent=2))
         return
     table = Table("mode", "nDCG@10", "Recall@5", "Recall@20", "MRR@10", "ms/query",
-                  title=f"{report.dataset}: {len(report.per_query)} queries, "
+                  title=f"{safe(report.dataset)}: {len(report.per_query)} queries, "
                   f"{report.documents} documents, {report.chunks} chunks")
     for s in report.scores:
-        table.add_row(s.mode, f"{s.ndcg_at_10:.4f}", f"{s.recall_at_5:.4f}",
+        table.add_row(safe(s.mode), f"{s.ndcg_at_10:.4f}", f"{s.recall_at_5:.4f}",
                       f"{s.recall_at_20:.4f}", f"{s.mrr_at_10:.4f}", f"{s.ms_per_query:.1f}")
-    Console().print(table)
+    _console().print(table)
 
 
 def _iso(stamp: str | None) -> str | None:
@@ -234,11 +237,49 @@ for _command in (_sec.init, _sec.unseal, _sec.seal, _sec.keys, _sec.export_comma
 
 
 def main() -> None:
-    """Console entry point: GreffierErrors become one clear line and exit code 2."""
+    """Console entry point: every error ends in one line on stderr, never a traceback.
+
+    ``GreffierError`` (what a user can cause, with its hint): exit code 2. Library errors
+    that reach this boundary are converted when their cause is clear (tampered data, a file
+    that cannot be read); anything else is a bug, reported in one line with exit code 70
+    (``GREFFIER_TRACEBACK=1`` shows the traceback).
+    """
     try:
         cli(standalone_mode=True)
     except GreffierError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            Console(stderr=True).print(f"[yellow]what to do:[/] {exc.hint}")
-        sys.exit(2)
+        _fail(exc)
+    except AuthenticationError as exc:
+        _fail(GreffierError(
+            "Stored data failed authentication: it was altered, damaged or comes from "
+            "another appliance.",
+            hint="Run `greffier audit verify` and restore the data directory from a backup."),
+            exc)
+    except OSError as exc:
+        if exc.filename is None:
+            _crash(exc)
+        where = f"{exc.filename} → {exc.filename2}" if exc.filename2 else exc.filename
+        _fail(GreffierError(f"Cannot use {where}: {exc.strerror or exc}.",
+                            hint="Check that the path exists and that this user may read "
+                            "(or write) it."), exc)
+    except Exception as exc:
+        _crash(exc)
+
+
+def _fail(error: GreffierError, cause: BaseException | None = None) -> NoReturn:
+    line = f"[red]error:[/] {safe(error.message)}"
+    if error.hint:
+        line += f" [yellow]— what to do:[/] {safe(error.hint)}"
+    _console(stderr=True).print(line, soft_wrap=True, highlight=False)
+    if cause is not None and os.environ.get("GREFFIER_TRACEBACK"):
+        traceback.print_exception(cause)
+    sys.exit(2)
+
+
+def _crash(exc: BaseException) -> NoReturn:
+    if os.environ.get("GREFFIER_TRACEBACK"):
+        traceback.print_exception(exc)
+    _console(stderr=True).print(
+        f"[red]error:[/] unexpected {type(exc).__name__}: {safe(exc)} [yellow]— what to do:[/] "
+        "this is a bug in Greffier; report it with the command you ran "
+        "(GREFFIER_TRACEBACK=1 shows the details).", soft_wrap=True, highlight=False)
+    sys.exit(70)

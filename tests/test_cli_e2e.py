@@ -7,36 +7,13 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from clirun import GREFFIER, _env, _init, _run
 
 pytestmark = pytest.mark.e2e
-GREFFIER = [sys.executable, "-m", "appliance"]
-
-
-def _env(data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GREFFIER_")}
-    env["GREFFIER_DATA_DIR"] = str(data)
-    secret = data.parent / f"{data.name}.passphrase"
-    secret.write_text("operator passphrase for the tests\n")
-    env["GREFFIER_PASSPHRASE_FILE"] = str(secret)
-    return env
-
-
-def _init(data: Path) -> None:
-    subprocess.run([*GREFFIER, "init"], env=_env(data), capture_output=True, text=True,
-                   timeout=300, check=True)
-
-
-def _run(args: list[str], data: Path, *, prefix: tuple[str, ...] = (),
-         check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, *GREFFIER, *args], env=_env(data), capture_output=True,
-                          text=True, timeout=900, check=check)
-
-
 def _status(data: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(_run(["status", "--json"], data).stdout)
 
