@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from embeddings import SentenceTransformerEncoder, default_model_dir
-from generation import Answer, Answerer, Relevance, Sampling, VllmGenerator
+from generation import Answer, Answerer, Relevance, Sampling, TokenGuard, VllmGenerator
 from ingest import (
     Catalog,
     Limits,
@@ -37,17 +37,22 @@ from retrieval import (
     VectorStore,
 )
 from security import (
+    Anchor,
     AuditError,
     AuditLog,
     ConfigError,
     ContentCipher,
+    GreffierError,
     KekSource,
     Keyring,
     SealedError,
     StoreError,
     UnsealedKeys,
+    UnsealThrottle,
+    fingerprint,
     forbid_network,
     issue_receipt,
+    make_sinks,
     sha256_hex,
 )
 
@@ -73,12 +78,19 @@ class Appliance:
     _answerer: Answerer | None = None
 
     @staticmethod
-    def init(settings: Settings, source: KekSource) -> bytes:
-        """``greffier init``: create the keyring (KEK, keys). Returns the signing public key."""
+    def init(settings: Settings, source: KekSource, *, user: str = "") -> bytes:
+        """``greffier init``: create the keyring (KEK, keys) and the audit log's first signed
+        head, anchored under the KEK. Returns the signing public key."""
         lock = _lock_data_dir(settings.data_dir)
         try:
             keys = Keyring(settings.data_dir).create(source)
-            keys.close()
+            try:
+                audit = _audit_log(settings, keys)
+                audit.append("init", user or current_user(), {
+                    "kek": settings.security.kek, "signing_key": fingerprint(keys.public_key)})
+                audit.sign_head()
+            finally:
+                keys.close()
             return keys.public_key
         finally:
             lock.close()
@@ -88,30 +100,44 @@ class Appliance:
         """Unseal, open the data directory (exclusively), the store and the catalog; recover.
 
         The keys stay in this object's memory only; :meth:`close` seals the appliance again.
+        Wrong secrets are throttled; the audit log is checked against its anchor before
+        anything is appended to it.
         """
         set_offline_environment()
         forbid_network(settings.security.allowed_hosts + _store_hosts(settings))
         data = settings.data_dir
+        user = user or current_user()
         lock = _lock_data_dir(data)
+        sec = settings.security
+        throttle = UnsealThrottle(data / "keys" / "unseal-failures.json",
+                                  free_attempts=sec.unseal_free_attempts,
+                                  base_s=sec.unseal_backoff_s, cap_s=sec.unseal_backoff_cap_s)
         try:
+            if source.kind != "derived":
+                throttle.check()
             keys = Keyring(data).unseal(source)
         except SealedError as exc:
             # A failed unseal is security-relevant: recorded (unsigned, no secret) if a log
-            # exists; the next unsealed session's signed head covers it.
+            # exists, and sent to the head sinks at once; the next unseal signs a head over it.
+            if exc.message.startswith("Wrong passphrase"):
+                with contextlib.suppress(OSError):
+                    throttle.failed()
             if (data / "audit").is_dir():
-                with contextlib.suppress(AuditError):
-                    AuditLog(data / "audit", None, None).append(
-                        "unseal.failed", user or current_user(),
-                        {"kek": settings.security.kek, "reason": exc.message})
+                with contextlib.suppress(AuditError, GreffierError):
+                    AuditLog(data / "audit", None, None,
+                             sinks=make_sinks(settings.audit.head_sinks)).append(
+                        "unseal.failed", user, {"kek": sec.kek, "reason": exc.message})
             lock.close()
             raise
         except Exception:
             lock.close()
             raise
         try:
-            audit = AuditLog(data / "audit", keys.audit_key, keys.signing_key)
-            audit.append("unseal", user or current_user(), {"kek": settings.security.kek})
-            return cls._build(settings, keys, audit, user or current_user(), lock)
+            throttle.succeeded()
+            audit = _audit_log(settings, keys)
+            audit.append("unseal", user, {"kek": sec.kek})
+            audit.sign_head()  # covers any failed attempts recorded while sealed
+            return cls._build(settings, keys, audit, user, lock)
         except Exception:
             keys.close()
             lock.close()
@@ -162,6 +188,7 @@ class Appliance:
         appliance = cls(settings, catalog, store, encoder, searcher, indexer, keys, cipher, audit,
                         user, lock)
         indexer.recover()
+        reindex_pending(appliance)
         return appliance
 
     # -- audited operations --------------------------------------------------------------
@@ -198,10 +225,11 @@ class Appliance:
         index = self.audit.append(
             "search", self.user,
             {"mode": mode, "passages": passages, "embedder": ident.id,
-             "question_sha256": sha256_hex(query)},
+             "question_hmac": self.audit.question_hash(query)},
             secret={"question": query})
         receipt = issue_receipt(self.audit, index, {
-            "kind": "search", "question_sha256": sha256_hex(query), "user": self.user,
+            "kind": "search", "question_hmac": self.audit.question_hash(query),
+            "user": self.user,
             "passages": passages,
             "model": {"embedder": ident.name, "embedder_sha256": ident.weights_sha256},
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "answer_sha256": None,
@@ -234,7 +262,8 @@ class Appliance:
                 generator, count, context_tokens=llm.max_model_len,
                 sampling=Sampling(llm.temperature, llm.top_p, llm.max_tokens),
                 relevance=Relevance(llm.min_dense, llm.min_sparse), max_sources=llm.max_sources,
-                model_sha256=sha256_hex(sums.read_text()) if sums.exists() else "")
+                model_sha256=sha256_hex(sums.read_text()) if sums.exists() else "",
+                guard=TokenGuard.for_model(service.model_dir()))
         return self._answerer
 
     def ask(self, question: str, *, on_token: Callable[[str], None] = lambda t: None,
@@ -242,14 +271,16 @@ class Appliance:
         """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt."""
         answerer = self.answerer()
         # Recorded before anything is retrieved: no record, no answer.
-        self.audit.append("ask.begin", self.user, {"question_sha256": sha256_hex(question)})
+        self.audit.append("ask.begin", self.user,
+                          {"question_hmac": self.audit.question_hash(question)})
         result = self.searcher.search(question, k=max(answerer.max_sources, 10), flt=flt)
         answer = answerer.answer(question, result, on_token)
         ident = self.encoder.identity
         passages = [{"chunk_id": p.chunk_id, "content_sha256": p.content_hash,
                      "doc_id": p.doc_id, "version": p.version} for p in answer.passages]
         body = {
-            "kind": "answer", "question_sha256": sha256_hex(question), "user": self.user,
+            "kind": "answer", "question_hmac": self.audit.question_hash(question),
+            "user": self.user,
             "passages": passages,
             "model": {"name": answer.model, "weights_sha256": answer.model_sha256,
                       "embedder": ident.name, "embedder_sha256": ident.weights_sha256},
@@ -304,6 +335,22 @@ class Appliance:
         self.close()
 
 
+def _audit_log(settings: Settings, keys: UnsealedKeys) -> AuditLog:
+    """The audit log, checked against its KEK-authenticated anchor and every trusted key."""
+    folder = settings.data_dir / "audit"
+    return AuditLog(folder, keys.audit_keys, keys.signing_key,
+                    head_every=settings.audit.head_every,
+                    anchor=Anchor(_anchor_path(folder, keys), keys.wrapper,
+                                  required=not keys.upgraded),
+                    sinks=make_sinks(settings.audit.head_sinks),
+                    trusted_keys=keys.trusted_keys)
+
+
+def _anchor_path(folder: Path, keys: UnsealedKeys) -> Path:
+    """One anchor per KEK generation: a rotation writes the next before the keyring swap."""
+    return folder / f"anchor.{keys.kek_id}"
+
+
 def _lock_data_dir(data: Path) -> IO[str]:
     try:
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -342,21 +389,53 @@ def _store_hosts(settings: Settings) -> list[str]:
 
 
 def rotate_kek(app: Appliance, new_source: KekSource) -> int:
-    """Wrap every data key and the keyring's keys under a new KEK. Data is not re-encrypted."""
+    """A new KEK and new signing, audit and index keys (see ``Keyring.rotate``).
+
+    Data keys are re-wrapped, not the data re-encrypted; the sparse index is recomputed under
+    the new index key. Crash-safe: the audit anchor for the new KEK is written before the
+    keyring is swapped, and an interrupted re-index resumes at the next open.
+    """
     keyring = Keyring(app.settings.data_dir)
     rows = app.catalog.wrapped_deks(app.keys.kek_id)
+    app.audit.append("keys.rotate.begin", app.user, {"kek": new_source.kind,
+                                                     "data_keys": len(rows)})
+    head = app.audit.sign_head()  # everything so far, signed by the old key
+    folder = app.settings.data_dir / "audit"
 
     def rewrap(old: UnsealedKeys, new: UnsealedKeys) -> None:
         app.catalog.add_wrapped_deks(
             new.kek_id, [(h, new.wrap_dek(h, old.unwrap_dek(h, blob))) for h, blob in rows])
+        Anchor(_anchor_path(folder, new), new.wrapper).save(head)
 
-    app.audit.append("keys.rotate.begin", app.user, {"kek": new_source.kind,
-                                                     "data_keys": len(rows)})
-    app.keys = keyring.rotate(app.keys, new_source, rewrap)
+    old = app.keys
+    app.keys = keyring.rotate(old, new_source, rewrap, audit_from=app.audit.size)
+    _anchor_path(folder, old).unlink(missing_ok=True)
+    old.close()
     app.catalog.drop_other_wrapped_deks(app.keys.kek_id)
     app.cipher.rekey(app.keys)
-    app.audit.append("keys.rotate.end", app.user, {"kek_id": app.keys.kek_id})
+    app.audit = _audit_log(app.settings, app.keys)
+    app.audit.append("keys.rotate.end", app.user, {
+        "kek_id": app.keys.kek_id, "signing_key": fingerprint(app.keys.public_key)})
+    reindex_pending(app)
     return len(rows)
+
+
+def reindex_pending(app: Appliance) -> int:
+    """Recompute every chunk's sparse vector under the current index key, if a rotation
+    left that to do (idempotent: an interrupted run is simply run again)."""
+    if not app.keys.reindex_pending:
+        return 0
+    app.indexer.analyzer.rekey(app.keys.index_key)
+    count = 0
+    for batch in app.store.iter_passages():
+        app.store.set_sparse([(p.chunk_id, app.indexer.analyzer.document_vector(p.text, p.lang))
+                              for p in batch])
+        count += len(batch)
+    app.store.flush()
+    app.store.purge()  # the sparse vectors under the old index key leave the disk too
+    Keyring(app.settings.data_dir).mark_reindexed(app.keys)
+    app.audit.append("keys.reindex", app.user, {"chunks": count})
+    return count
 
 
 def current_user() -> str:

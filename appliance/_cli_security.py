@@ -7,14 +7,25 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from security import Keyring, verify, verify_log, verify_receipt
+from security import (
+    ConfigError,
+    Keyring,
+    chain_keys,
+    extends,
+    fingerprint,
+    heads_in,
+    scan_log,
+    verify,
+    verify_receipt,
+)
 
 from ._appliance import Appliance, rotate_kek
 from ._cli_common import open_appliance as _open
-from ._settings import load_settings
+from ._settings import Settings, load_settings
 from ._unseal import kek_source
 
 
@@ -26,6 +37,9 @@ def init(ctx: click.Context) -> None:
     public = Appliance.init(settings, kek_source(settings))
     click.echo(f"Initialised {settings.data_dir} ({settings.security.kek} KEK).")
     click.echo(f"Appliance signing key (Ed25519, base64): {base64.b64encode(public).decode()}")
+    click.echo(f"Signing key fingerprint: {fingerprint(public)}")
+    click.echo("Keep this fingerprint outside the appliance: auditors check heads, receipts and "
+               "certificates against it (--fingerprint).")
 
 
 @click.command()
@@ -97,11 +111,25 @@ def erase_command(ctx: click.Context, document: str, erased_by: str | None) -> N
     click.echo(json.dumps(certificate, indent=2))
 
 
-def _public_key(ctx: click.Context, given: str | None) -> bytes:
-    """The key given on the command line, else this appliance's (from its keyring)."""
+def _trusted_keys(ctx: click.Context, given: str | None, pinned: str | None) -> list[bytes]:
+    """The key given on the command line, else this appliance's chain of signing keys (from
+    its keyring, from the ``pinned`` fingerprint on). A pinned fingerprint must match."""
     if given:
-        return base64.b64decode(given)
-    return Keyring(load_settings(ctx.obj).data_dir).public_key()
+        try:
+            key = base64.b64decode(given, validate=True)
+        except ValueError as exc:
+            raise ConfigError("--public-key is not base64.",
+                              hint="Give the key printed by `greffier init`.") from exc
+        if pinned and fingerprint(key) != pinned:
+            raise ConfigError(f"--public-key has fingerprint {fingerprint(key)}, not {pinned}.",
+                              hint="Use the key printed by `greffier init`.")
+        return [key]
+    return Keyring(load_settings(ctx.obj).data_dir).trusted_keys(pinned)
+
+
+_FINGERPRINT = click.option(
+    "--fingerprint", "pinned", default=None, metavar="SHA256:…",
+    help="Trust only this signing key (printed at init) and the keys it rotated to.")
 
 
 @click.group()
@@ -109,31 +137,80 @@ def audit() -> None:
     """The tamper-evident audit log."""
 
 
-def _audit_files(bundle: Path | None, data_dir: Path) -> tuple[list[str], list[str], bytes]:
+def _audit_files(bundle: Path | None, data_dir: Path
+                 ) -> tuple[list[str], list[str], list[dict[str, Any]], bytes]:
     if bundle is not None:
-        data = json.loads(bundle.read_text())
-        return data["log"], data["heads"], base64.b64decode(data["public_key"])
+        try:
+            data = json.loads(bundle.read_text())
+            return (list(data["log"]), list(data["heads"]), list(data.get("signing_chain", [])),
+                    base64.b64decode(data["public_key"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{bundle} is not a Greffier audit bundle.",
+                              hint="Give a file written by `greffier audit export`.") from exc
     folder = data_dir / "audit"
 
     def lines(name: str) -> list[str]:
         path = folder / name
         return path.read_text().splitlines() if path.exists() else []
 
-    return lines("log.jsonl"), lines("heads.jsonl"), Keyring(data_dir).public_key()
+    keyring = Keyring(data_dir)
+    return (lines("log.jsonl"), lines("heads.jsonl"), keyring.signing_chain(),
+            keyring.public_key())
 
 
 @audit.command(name="verify")
 @click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Verify an exported bundle instead of this appliance's log.")
+@click.option("--since", "since", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A signed head kept earlier (a head, heads.jsonl or a sink "
+              "file: its last head): prove the log only grew since.")
+@_FINGERPRINT
 @click.pass_context
-def audit_verify(ctx: click.Context, bundle: Path | None) -> None:
+def audit_verify(ctx: click.Context, bundle: Path | None, since: Path | None,
+                 pinned: str | None) -> None:
     """Check every entry and signed tree head; name the first bad entry."""
-    log, heads, public = _audit_files(bundle, load_settings(ctx.obj).data_dir)
-    report = verify_log(log, heads, public)
+    settings = load_settings(ctx.obj)
+    log, heads, chain, current = _audit_files(bundle, settings.data_dir)
+    keys = chain_keys(chain, current, pinned)
+    if bundle is None:
+        click.echo(_keyring_status(settings))
+    click.echo(f"signing keys: {', '.join(fingerprint(k) for k in keys)}")
+    earlier = heads_in(since) if since is not None else []
+    report = scan_log(log, heads, keys, extra_sizes=[int(h["tree_size"]) for h in earlier])
     if not report.ok:
         click.echo(f"FAILED: {report.problem}", err=True)
         sys.exit(1)
+    for head in earlier:  # every head kept outside must be a prefix of the log as it is
+        if not any(verify(head, k) for k in keys):
+            click.echo(f"FAILED: a head in {since} is not signed by a trusted key", err=True)
+            sys.exit(1)
+        grew, why = extends(report, head)
+        if not grew:
+            click.echo(f"FAILED: {why} (head of {head['tree_size']} entries at "
+                       f"{head.get('time')})", err=True)
+            sys.exit(1)
+    if earlier:
+        click.echo(f"{why}; all {len(earlier)} heads in {since} are prefixes of this log")
     click.echo(f"valid: {report.entries} entries, {report.heads} signed tree heads")
+    tail = report.unsigned_events
+    if tail:
+        counts = ", ".join(f"{event} ×{tail.count(event)}" for event in dict.fromkeys(tail))
+        click.echo(f"warning: the last {len(tail)} entries are not yet covered by a signed "
+                   f"head ({counts}); the next unseal signs them. Until then they could be "
+                   "removed unseen here: compare with the head sinks.")
+
+
+def _keyring_status(settings: Settings) -> str:
+    """Authenticate the keyring under the KEK when a secret is at hand without a prompt."""
+    from ._unseal import kek_source_if_given
+
+    source = kek_source_if_given(settings)
+    if source is None:
+        return ("keyring: not authenticated (no KEK at hand); compare the fingerprint below "
+                "with the one printed at init, or pass --fingerprint")
+    keys = Keyring(settings.data_dir).unseal(source)
+    keys.close()
+    return "keyring: authenticated under the KEK"
 
 
 @audit.command(name="export")
@@ -141,10 +218,11 @@ def audit_verify(ctx: click.Context, bundle: Path | None) -> None:
 @click.pass_context
 def audit_export(ctx: click.Context, output: Path) -> None:
     """Write a self-verifiable bundle (log, signed heads, public key) for an auditor."""
-    log, heads, public = _audit_files(None, load_settings(ctx.obj).data_dir)
+    log, heads, chain, public = _audit_files(None, load_settings(ctx.obj).data_dir)
     output.write_text(json.dumps({
         "format": "greffier-audit-bundle", "version": 1,
-        "public_key": base64.b64encode(public).decode(), "log": log, "heads": heads,
+        "public_key": base64.b64encode(public).decode(), "signing_chain": chain,
+        "log": log, "heads": heads,
         "how_to_verify": "greffier audit verify --bundle FILE, or see security/FORMAT.md: "
                          "leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || l || r), "
                          "heads signed with Ed25519 over canonical JSON."}, indent=1))
@@ -160,12 +238,13 @@ def receipt() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--public-key", default=None,
               help="Ed25519 public key (base64); default: this appliance's.")
+@_FINGERPRINT
 @click.pass_context
-def receipt_verify(ctx: click.Context, file: Path, public_key: str | None) -> None:
+def receipt_verify(ctx: click.Context, file: Path, public_key: str | None,
+                   pinned: str | None) -> None:
     """Verify a receipt offline: signature, signed tree head, inclusion in the audit log."""
-    document = json.loads(file.read_text())
-    key = _public_key(ctx, public_key)
-    ok, why = verify_receipt(document, key)
+    document = _json_file(file, "a receipt")
+    ok, why = verify_receipt(document, _trusted_keys(ctx, public_key, pinned))
     if not ok:
         click.echo(f"INVALID: {why}", err=True)
         sys.exit(1)
@@ -177,13 +256,26 @@ def receipt_verify(ctx: click.Context, file: Path, public_key: str | None) -> No
 @click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--public-key", default=None,
               help="Ed25519 public key (base64); default: this appliance's.")
+@_FINGERPRINT
 @click.pass_context
-def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | None) -> None:
+def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | None,
+                       pinned: str | None) -> None:
     """Check an erasure certificate's signature, offline."""
-    document = json.loads(certificate.read_text())
-    key = _public_key(ctx, public_key)
-    if not verify(document, key):
+    document = _json_file(certificate, "an erasure certificate")
+    if not any(verify(document, k) for k in _trusted_keys(ctx, public_key, pinned)):
         click.echo("INVALID: the signature does not match.", err=True)
         sys.exit(1)
     click.echo(f"valid: content {document['content_sha256']} erased at {document['erased_at']} "
                f"by {document['erased_by']}")
+
+
+def _json_file(path: Path, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not {what} (not JSON).",
+                          hint=f"Give the file Greffier wrote for {what}.") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path} is not {what}.", hint=f"Give the file Greffier wrote for "
+                          f"{what}.")
+    return document

@@ -94,6 +94,19 @@ class SecuritySettings(BaseModel):
     pkcs11_module: str = Field("", description="PKCS#11 library (kek = pkcs11).")
     pkcs11_token_label: str = Field("greffier", description="Token label (kek = pkcs11).")
     pkcs11_key_label: str = Field("greffier-kek", description="KEK label in the token.")
+    unseal_free_attempts: int = Field(
+        3, ge=1, le=20, description="Wrong secrets allowed before unseal attempts must wait.")
+    unseal_backoff_s: float = Field(
+        2.0, gt=0, le=3600, description="First wait after them; doubles at each failure.")
+    unseal_backoff_cap_s: float = Field(
+        900.0, gt=0, description="Longest wait between unseal attempts.")
+
+
+class AuditSettings(BaseModel):
+    head_every: int = Field(
+        64, ge=1, le=100_000, description="Entries between two signed tree heads at most.")
+    head_sinks: list[str] = Field(
+        [], description='Copies of every signed head: "syslog", "file:/other/mount/heads".')
 
 
 class Settings(BaseSettings):
@@ -112,6 +125,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
     security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
     llm: LlmSettings = Field(default_factory=LlmSettings)  # type: ignore[arg-type]
+    audit: AuditSettings = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -15,15 +15,31 @@ import os
 import sys
 from pathlib import Path
 
-from security import KekSource, SealedError, drop_secret, held_secret, hold_secret
+from security import ConfigError, KekSource, SealedError, drop_secret, held_secret, hold_secret
 
 from ._settings import Settings
 
 
 def _given(name: str) -> str | None:
     if os.environ.get(f"{name}_FILE"):
-        return Path(os.environ[f"{name}_FILE"]).read_text().rstrip("\n")
+        return _read_secret_file(Path(os.environ[f"{name}_FILE"]), f"{name}_FILE")
     return os.environ.get(name) or None
+
+
+def _read_secret_file(path: Path, variable: str) -> str:
+    """A secret file must exist and be readable by its owner only (mode 0600 or 0400)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {variable} ({path}): {exc.strerror}.",
+                          hint=f"Point {variable} at an existing file, mode 0600.") from exc
+    with os.fdopen(fd) as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if mode & 0o077:
+            raise ConfigError(
+                f"{variable} ({path}) can be read by others (mode {mode & 0o777:o}).",
+                hint=f"Run `chmod 600 {path}`.")
+        return handle.read().rstrip("\n")
 
 
 def _secret(name: str, prompt: str) -> str:
@@ -63,6 +79,16 @@ def kek_source(settings: Settings, *, new: bool = False, session: bool = True) -
     secret = given if given is not None else _secret(
         name, "Token PIN: " if pkcs11 else "New passphrase: " if new else "Passphrase: ")
     return _pkcs11(settings, secret) if pkcs11 else KekSource("passphrase", secret)
+
+
+def kek_source_if_given(settings: Settings) -> KekSource | None:
+    """A KEK source when one is at hand without asking (a secret file or variable, or the
+    unsealed session); None otherwise."""
+    pkcs11 = settings.security.kek == "pkcs11"
+    if _given("GREFFIER_PKCS11_PIN" if pkcs11 else "GREFFIER_PASSPHRASE") is None and \
+            held_secret(settings.data_dir) is None:
+        return None
+    return kek_source(settings)
 
 
 def unseal_session(settings: Settings, timeout_s: int, user: str) -> None:

@@ -54,6 +54,10 @@ class Analyzer:
         self.k1, self.b, self.avg_len = k1, b, avg_len
         self._key = key or b""
 
+    def rekey(self, key: bytes) -> None:
+        """Term ids under a new index key (after a key rotation: re-index every chunk)."""
+        self._key = key
+
     def terms(self, text: str, lang: str) -> list[str]:
         """Analysed terms of a text in ``lang`` (``fr``, ``en`` or ``und``)."""
         languages = {"fr": ("french",), "en": ("english",)}.get(lang, ("french", "english"))

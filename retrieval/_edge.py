@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +196,25 @@ class EdgeStore:
             points += [_stored(r.id, r.vector, r.payload) for r in records]
             if offset is None:
                 return points
+
+    def iter_passages(self) -> Iterator[list[Passage]]:
+        q = self._q
+        offset = None
+        while True:
+            records, offset = self.shard.scroll(q.ScrollRequest(
+                offset=offset, limit=_BATCH, with_payload=True, with_vector=False))
+            if records:
+                yield [to_passage(r.id, 0.0, r.payload, self.cipher) for r in records]
+            if offset is None:
+                return
+
+    def set_sparse(self, vectors: Sequence[tuple[str, SparseVector]]) -> None:
+        q = self._q
+        with self._lock:
+            self.shard.update(q.UpdateOperation.update_vectors([
+                q.PointVectors(chunk_id, {SPARSE: q.SparseVector(list(v.indices),
+                                                                 list(v.values))})
+                for chunk_id, v in vectors]))
 
     def purge(self) -> None:
         """Copy the live points into a fresh shard, then swap directories (see _swap).

@@ -6,7 +6,7 @@ without a server; the contract tests use that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,24 @@ class ClientStore:
                     sealed=str((r.payload or {})["sealed"])))
             if offset is None:
                 return points
+
+    def iter_passages(self) -> Iterator[list[Passage]]:
+        offset = None
+        while True:
+            records, offset = self.client.scroll(self.collection, limit=_BATCH, offset=offset,
+                                                 with_payload=True, with_vectors=False)
+            if records:
+                yield [to_passage(r.id, 0.0, r.payload or {}, self.cipher) for r in records]
+            if offset is None:
+                return
+
+    def set_sparse(self, vectors: Sequence[tuple[str, SparseVector]]) -> None:
+        from qdrant_client import models
+
+        self.client.update_vectors(self.collection, points=[
+            models.PointVectors(id=chunk_id, vector={SPARSE: models.SparseVector(
+                indices=list(v.indices), values=list(v.values))})
+            for chunk_id, v in vectors], wait=True)
 
     def purge(self) -> None:
         """Copy the live points to a scratch collection, drop and recreate the collection,

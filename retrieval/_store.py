@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +62,12 @@ class VectorStore(Protocol):
 
     def stored(self, content_hash: str) -> list[StoredPoint]:
         """The points of one content with their vectors and sealed payload, as stored."""
+
+    def iter_passages(self) -> Iterator[list[Passage]]:
+        """Every stored chunk, opened, in batches (re-indexing after an index-key rotation)."""
+
+    def set_sparse(self, vectors: Sequence[tuple[str, SparseVector]]) -> None:
+        """Replace the sparse vectors of existing chunks."""
 
     def purge(self) -> None:
         """Rewrite the store's files from its live points only, so that deleted points

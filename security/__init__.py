@@ -4,7 +4,7 @@ Formats are specified in FORMAT.md beside this file.
 """
 
 from ._aead import AuthenticationError
-from ._audit import AuditError, AuditLog, VerifyReport, verify_log
+from ._audit import AuditError, AuditLog, VerifyReport, extends, scan_log, verify_log
 from ._cipher import ContentCipher, DekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
@@ -24,14 +24,18 @@ from ._errors import (
 )
 from ._hashing import sha256_file, sha256_text
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
-from ._keyring import KekSource, Keyring, UnsealedKeys
+from ._keyring import KekSource, Keyring, UnsealedKeys, chain_keys
 from ._receipt import issue_receipt, sha256_hex, verify_receipt
 from ._session import load as held_secret
 from ._session import revoke as drop_secret
 from ._session import store as hold_secret
-from ._signing import sign, verify
+from ._signing import fingerprint, sign, verify
+from ._throttle import UnsealThrottle
+from ._witness import Anchor, AnchorError, FileSink, HeadSink, heads_in, last_head, make_sinks
 
 __all__ = [
+    "Anchor",
+    "AnchorError",
     "Argon2Params",
     "AuditError",
     "AuditLog",
@@ -41,8 +45,10 @@ __all__ = [
     "DekStore",
     "EmptyDocumentError",
     "EncryptedDocumentError",
+    "FileSink",
     "FileTooLargeError",
     "GreffierError",
+    "HeadSink",
     "IngestError",
     "KekSource",
     "KeyWrapper",
@@ -55,16 +61,24 @@ __all__ = [
     "SealedError",
     "StoreError",
     "SuspiciousArchiveError",
+    "UnsealThrottle",
     "UnsealedKeys",
     "UnsupportedFormatError",
     "VerifyReport",
     "allow_network",
     "blocked_attempts",
+    "chain_keys",
     "drop_secret",
+    "extends",
+    "fingerprint",
     "forbid_network",
+    "heads_in",
     "held_secret",
     "hold_secret",
     "issue_receipt",
+    "last_head",
+    "make_sinks",
+    "scan_log",
     "sha256_file",
     "sha256_hex",
     "sha256_text",

@@ -1,14 +1,20 @@
 """The audit log: append-only, hash-chained, an RFC 6962 Merkle tree with signed heads.
 
-Layout under ``<data_dir>/audit/``:
+Layout under ``<data_dir>/audit/`` (FORMAT.md has the byte-level specification):
 
 * ``log.jsonl`` — one entry per line: ``{"index", "time", "event", "user", "details",
   "sealed", "prev"}``. ``details`` holds only what an auditor may read in clear (ids,
-  hashes, counts, model); ``sealed`` holds question and answer text encrypted under the
-  audit key (AES-256-GCM, aad ``greffier/v1/audit/<index>``). ``prev`` is the leaf hash of
-  the previous entry, so the first broken link names the entry that was changed.
-* ``heads.jsonl`` — signed tree heads ``{"tree_size", "root", "time", "signature"}``
-  (Ed25519 over the canonical JSON), written every ``head_every`` entries and on close.
+  keyed hashes, counts, model); ``sealed`` holds question and answer text encrypted under
+  the audit key (AES-256-GCM, aad ``greffier/v1/audit/<index>``). ``prev`` is the leaf hash
+  of the previous entry, so the first broken link names the entry that was changed.
+* ``heads.jsonl`` — signed tree heads ``{"tree_size", "root", "time", "key", "signature"}``
+  (Ed25519 over the canonical JSON), written every ``head_every`` entries, for every
+  receipt, at unseal and on close. Each one is also sent to the external sinks.
+* ``anchor`` — the latest head, wrapped under the KEK (see ``_witness.py``).
+
+Opening the log for writing checks all of it: the chain, every head's signature and root,
+and that the log extends the anchor. A log that was truncated, rewritten or rolled back is
+refused (:class:`AnchorError`), so the appliance never signs over a forged history.
 
 Leaf hash = SHA-256(0x00 || canonical JSON of the entry); node hash = SHA-256(0x01 || l || r).
 Fail closed: :meth:`AuditLog.append` either writes and fsyncs the entry or raises
@@ -18,19 +24,27 @@ Fail closed: :meth:`AuditLog.append` either writes and fsyncs the entry or raise
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import _aead, _merkle
 from ._errors import GreffierError
-from ._signing import sign, verify
+from ._signing import fingerprint, sign, verify
+from ._witness import Anchor, AnchorError, HeadSink
+
+_RESTORE = "Restore audit/ from backup and check it with `greffier audit verify`."
 
 
 class AuditError(GreffierError):
@@ -45,6 +59,10 @@ def audit_aad(index: int) -> bytes:
     return f"greffier/v1/audit/{index}".encode()
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     ok: bool
@@ -52,40 +70,219 @@ class VerifyReport:
     heads: int
     problem: str = ""
     bad_index: int | None = None
+    signed_size: int = 0  # entries covered by the last signed head
+    unsigned_events: tuple[str, ...] = ()  # events of the entries after it
+    signers: tuple[str, ...] = ()  # fingerprints of the keys that signed the heads
+    roots: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
+    leaves: list[bytes] = field(default_factory=list, repr=False, compare=False)
+
+
+def _fail(entries: int, heads: int, problem: str, bad: int | None = None) -> VerifyReport:
+    return VerifyReport(False, entries, heads, problem, bad)
+
+
+def scan_log(log_lines: Sequence[str], head_lines: Sequence[str],
+             public_keys: bytes | Sequence[bytes], *, extra_sizes: Sequence[int] = ()
+             ) -> VerifyReport:
+    """Check a whole log in one pass: indices, hash chain, every signed head. Names the
+    first bad entry. ``extra_sizes``: tree sizes whose roots the caller wants (in
+    ``report.roots``), for the anchor and for ``--since``."""
+    keys = [public_keys] if isinstance(public_keys, bytes) else list(public_keys)
+    heads: list[dict[str, Any]] = []
+    for number, line in enumerate(head_lines):
+        try:
+            head = json.loads(line)
+            int(head["tree_size"])
+            str(head["root"])
+        except (ValueError, KeyError, TypeError):
+            return _fail(0, number, f"signed tree head {number} is not a valid head line")
+        heads.append(head)
+    wanted = {int(h["tree_size"]) for h in heads} | set(extra_sizes)
+    frontier = _merkle.Frontier()
+    roots: dict[int, bytes] = {0: frontier.root()} if 0 in wanted else {}
+    leaves: list[bytes] = []
+    events: list[str] = []
+    for position, line in enumerate(log_lines):
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError
+        except ValueError:
+            return _fail(position, 0, f"entry {position} is not valid JSON", position)
+        if entry.get("index") != position:
+            return _fail(position, 0, f"entry {position} carries index {entry.get('index')}: "
+                         "an entry was deleted, inserted or moved here", position)
+        expected_prev = leaves[-1].hex() if leaves else ""
+        if entry.get("prev") != expected_prev:
+            return _fail(position, 0, f"entry {position - 1} was altered (entry {position} "
+                         "no longer links to it)", position - 1)
+        leaf = _merkle.leaf_hash(entry_bytes(entry))
+        leaves.append(leaf)
+        events.append(str(entry.get("event")))
+        frontier.append(leaf)
+        if frontier.size in wanted:
+            roots[frontier.size] = frontier.root()
+    signers: list[str] = []
+    last = 0
+    for number, head in enumerate(heads):
+        size = int(head["tree_size"])
+        signer = next((k for k in keys if verify(head, k)), None)
+        if signer is None:
+            return _fail(len(leaves), number, f"signed tree head {number} has a bad signature "
+                         "(or was signed by a key this verifier does not trust)")
+        if size < last:
+            return _fail(len(leaves), number, f"signed tree head {number} covers {size} "
+                         f"entries, fewer than an earlier head ({last}): heads were rolled "
+                         "back or reordered")
+        if size > len(leaves):
+            return _fail(len(leaves), number, f"the log was truncated: a signed head covers "
+                         f"{size} entries, {len(leaves)} remain", len(leaves))
+        if roots[size].hex() != head["root"]:
+            # With the hash chain intact, a root mismatch can only come from the last entry
+            # the head covers.
+            return _fail(len(leaves), number, f"entry {size - 1} was altered (tree head "
+                         f"{number} no longer matches)", size - 1)
+        last = size
+        if fingerprint(signer) not in signers:
+            signers.append(fingerprint(signer))
+    ok = bool(heads) or not leaves
+    problem = "" if ok else ("no signed tree head covers the log: it cannot be told from a "
+                             "forgery")
+    return VerifyReport(ok, len(leaves), len(heads), problem, signed_size=last,
+                        unsigned_events=tuple(events[last:]), signers=tuple(signers),
+                        roots=roots, leaves=leaves)
+
+
+def verify_log(log_lines: Sequence[str], head_lines: Sequence[str],
+               public_keys: bytes | Sequence[bytes]) -> VerifyReport:
+    """Check a whole log: indices, hash chain, every signed head. Names the first bad entry."""
+    return scan_log(log_lines, head_lines, public_keys)
+
+
+def extends(report: VerifyReport, head: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the scanned log is a consistent extension of an earlier signed ``head``."""
+    size = int(head["tree_size"])
+    if size > report.entries:
+        return False, (f"the log was rolled back: a head covered {size} entries, "
+                       f"{report.entries} remain")
+    known = report.roots.get(size)
+    if known is not None and known.hex() != head["root"]:
+        return False, (f"the log was rolled back or rewritten: its first {size} entries no "
+                       "longer match a head signed earlier")
+    old_root = bytes.fromhex(str(head["root"]))
+    new_size = report.entries
+    proof = _merkle.consistency_proof(size, report.leaves)
+    new_root = _merkle.root(report.leaves)
+    if not _merkle.verify_consistency(size, new_size, proof, old_root, new_root):
+        return False, (f"the log was rewritten: its first {size} entries no longer match "
+                       "the earlier head")
+    return True, (f"the log only grew: the head of {size} entries is a prefix of the "
+                  f"{new_size} now (consistency proof of {len(proof)} hashes verified)")
+
+
+def question_key(audit_key: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, None, b"greffier/v1/audit/question-mac").derive(audit_key)
 
 
 class AuditLog:
     """One appliance's audit log. Single writer (the process holding the data directory)."""
 
-    def __init__(self, folder: Path, audit_key: bytes | None,
-                 signing_key: Ed25519PrivateKey | None, *, head_every: int = 64) -> None:
-        """Without keys (a sealed appliance recording a failed unseal), entries carry no
-        sealed part and no tree head is signed; the next unsealed writer signs them."""
+    def __init__(self, folder: Path, audit_keys: Sequence[tuple[int, bytes]] | None,
+                 signing_key: Ed25519PrivateKey | None, *, head_every: int = 64,
+                 anchor: Anchor | None = None, sinks: Sequence[HeadSink] = (),
+                 trusted_keys: Sequence[bytes] = ()) -> None:
+        """``audit_keys``: ``(first entry index, key)`` per audit-key generation, current
+        last. Without keys (a sealed appliance recording a failed unseal), entries carry no
+        sealed part, no head is signed and nothing is checked; the next unsealed writer
+        checks and signs them. With keys, the whole log is checked against its heads (signed
+        by ``trusted_keys``, default the signing key) and against the ``anchor``."""
         self.folder = folder
         self.log_path = folder / "log.jsonl"
         self.heads_path = folder / "heads.jsonl"
-        self._audit_key = audit_key
+        self._audit_keys = sorted(audit_keys or [])
         self._signing_key = signing_key
         self._head_every = head_every
+        self._anchor = anchor
+        self._sinks = list(sinks)
         self._lock = threading.Lock()
         self._leaves: list[bytes] = []
+        self._frontier = _merkle.Frontier()
         self._signed_size = 0
+        self._last_head: dict[str, Any] | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if self.log_path.exists():
-                for line in self.log_path.read_text().splitlines():
-                    self._leaves.append(_merkle.leaf_hash(entry_bytes(json.loads(line))))
-            if self.heads_path.exists():
-                lines = self.heads_path.read_text().splitlines()
-                self._signed_size = json.loads(lines[-1])["tree_size"] if lines else 0
-        except (OSError, ValueError) as exc:
+            log_lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+            head_lines = (self.heads_path.read_text().splitlines()
+                          if self.heads_path.exists() else [])
+        except (OSError, UnicodeDecodeError) as exc:
             raise AuditError(f"Cannot read the audit log in {folder}: {exc}",
-                             hint="Run `greffier audit verify`; restore the log from backup."
-                             ) from exc
+                             hint=_RESTORE) from exc
+        if signing_key is None:
+            self._load_unchecked(log_lines)
+        else:
+            self._load_checked(log_lines, head_lines, trusted_keys or [self.public_key])
+
+    def _load_unchecked(self, log_lines: list[str]) -> None:
+        try:
+            for line in log_lines:
+                self._push(_merkle.leaf_hash(entry_bytes(json.loads(line))))
+        except ValueError as exc:
+            raise AuditError(f"The audit log in {self.folder} is not valid JSON.",
+                             hint=_RESTORE) from exc
+
+    def _load_checked(self, log_lines: list[str], head_lines: list[str],
+                      trusted: Sequence[bytes]) -> None:
+        anchor = self._anchor.load() if self._anchor is not None else None
+        extra = [int(anchor["tree_size"])] if anchor else []
+        report = scan_log(log_lines, head_lines, trusted, extra_sizes=extra)
+        if not report.ok and not (report.problem.startswith("no signed tree head")):
+            raise AnchorError(f"The audit log was tampered with: {report.problem}.",
+                              hint=_RESTORE)
+        if anchor is not None:
+            if not verify(anchor, self.public_key) and not any(verify(anchor, k)
+                                                               for k in trusted):
+                raise AnchorError("The audit anchor carries no valid signature.", hint=_RESTORE)
+            size = int(anchor["tree_size"])
+            if size > report.entries:
+                raise AnchorError(
+                    f"The audit log was rolled back: it was signed at {size} entries and "
+                    f"{report.entries} remain.", hint=_RESTORE)
+            if report.roots[size].hex() != anchor["root"]:
+                raise AnchorError(
+                    f"The audit log was rewritten: its first {size} entries no longer match "
+                    "the anchored head.", hint=_RESTORE)
+            if report.signed_size < size:
+                raise AnchorError(
+                    f"Signed tree heads were removed: the anchor covers {size} entries, the "
+                    f"heads file {report.signed_size}.", hint=_RESTORE)
+        elif self._anchor is not None and self._anchor.required and report.entries:
+            raise AnchorError("The audit anchor is missing while the log has entries: the "
+                              "log may have been rolled back.", hint=_RESTORE)
+        for leaf in report.leaves:
+            self._push(leaf)
+        self._signed_size = report.signed_size
+
+    def _push(self, leaf: bytes) -> None:
+        self._leaves.append(leaf)
+        self._frontier.append(leaf)
 
     @property
     def size(self) -> int:
         return len(self._leaves)
+
+    @property
+    def public_key(self) -> bytes:
+        if self._signing_key is None:
+            raise AuditError("A sealed appliance has no signing key.", hint="Unseal it first.")
+        return self._signing_key.public_key().public_bytes_raw()
+
+    def question_hash(self, text: str) -> str:
+        """A keyed hash of a question (HMAC-SHA-256): equal questions match, but a guess
+        cannot be checked without the audit key."""
+        if not self._audit_keys:
+            raise AuditError("The audit key is sealed.", hint="Unseal the appliance first.")
+        key = question_key(self._audit_keys[-1][1])
+        return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def append(self, event: str, user: str, details: dict[str, Any],
                secret: dict[str, Any] | None = None) -> int:
@@ -93,120 +290,93 @@ class AuditLog:
         with self._lock:
             index = len(self._leaves)
             entry: dict[str, Any] = {
-                "index": index, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "event": event, "user": user, "details": details,
-                "prev": self._leaves[-1].hex() if self._leaves else "",
+                "index": index, "time": _now(), "event": event, "user": user,
+                "details": details, "prev": self._leaves[-1].hex() if self._leaves else "",
             }
-            if secret is not None and self._audit_key is not None:
-                sealed = _aead.seal(self._audit_key, json.dumps(secret).encode(),
+            if secret is not None and self._audit_keys:
+                sealed = _aead.seal(self._audit_keys[-1][1], json.dumps(secret).encode(),
                                     audit_aad(index))
                 entry["sealed"] = base64.b64encode(sealed).decode()
-            line = entry_bytes(entry) + b"\n"
-            try:
-                with self.log_path.open("ab") as handle:
-                    handle.write(line)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            except OSError as exc:
-                raise AuditError(
-                    f"The audit log cannot be written ({exc.strerror or exc}); the action was "
-                    "refused.", hint=f"Make {self.folder} writable (and check free space).",
-                ) from exc
-            self._leaves.append(_merkle.leaf_hash(entry_bytes(entry)))
-            if (self._signing_key is not None
-                    and len(self._leaves) - self._signed_size >= self._head_every):
+            self._append_line(self.log_path, entry_bytes(entry) + b"\n", "the audit log")
+            self._push(_merkle.leaf_hash(entry_bytes(entry)))
+            if self._signing_key is None:
+                self._emit("entry", entry)
+            elif len(self._leaves) - self._signed_size >= self._head_every:
                 self._write_head()
             return index
 
-    def _write_head(self) -> None:
-        if self._signing_key is None:
-            return
-        head = sign({"tree_size": len(self._leaves),
-                     "root": _merkle.root(self._leaves).hex(),
-                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                    self._signing_key)
+    def _append_line(self, path: Path, line: bytes, what: str) -> None:
         try:
-            with self.heads_path.open("ab") as handle:
-                handle.write(entry_bytes(head) + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            raise AuditError(f"Cannot write a signed tree head: {exc}",
-                             hint=f"Make {self.folder} writable.") from exc
+            raise AuditError(
+                f"{what.capitalize()} cannot be written ({exc.strerror or exc}); the action "
+                "was refused.", hint=f"Make {self.folder} writable (and check free space).",
+            ) from exc
+
+    def _emit(self, kind: str, document: dict[str, Any]) -> None:
+        for sink in self._sinks:
+            try:
+                sink.emit(kind, document)
+            except OSError as exc:
+                raise AuditError(f"The audit head sink cannot be written: {exc}",
+                                 hint="Fix or remove audit.head_sinks.") from exc
+
+    def _head(self) -> dict[str, Any]:
+        assert self._signing_key is not None
+        return sign({"tree_size": len(self._leaves), "root": self._frontier.root().hex(),
+                     "time": _now(), "key": fingerprint(self.public_key)}, self._signing_key)
+
+    def _write_head(self) -> dict[str, Any]:
+        head = self._head()
+        self._append_line(self.heads_path, entry_bytes(head) + b"\n", "a signed tree head")
+        if self._anchor is not None:
+            try:
+                self._anchor.save(head)
+            except OSError as exc:
+                raise AuditError(f"Cannot write the audit anchor: {exc}",
+                                 hint=f"Make {self.folder} writable.") from exc
+        self._emit("head", head)
         self._signed_size = len(self._leaves)
+        self._last_head = head
+        return head
 
     def sign_head(self) -> dict[str, Any]:
-        """Sign the current tree head now (on close, and for receipts)."""
+        """A signed head of the tree as it is now, written to the heads file, the anchor and
+        the sinks (on unseal, on close, and for every receipt)."""
+        if self._signing_key is None:
+            raise AuditError("A sealed appliance cannot sign tree heads.",
+                             hint="Unseal it first.")
         with self._lock:
-            if len(self._leaves) != self._signed_size:
-                self._write_head()
-            return self.latest_head()
+            if len(self._leaves) != self._signed_size or self._last_head is None:
+                return self._write_head()
+            return self._last_head
+
+    fresh_head = sign_head
 
     def latest_head(self) -> dict[str, Any]:
         lines = self.heads_path.read_text().splitlines() if self.heads_path.exists() else []
         return json.loads(lines[-1]) if lines else {}
 
-    def fresh_head(self) -> dict[str, Any]:
-        """A signed head of the tree as it is now (carried by receipts; not persisted)."""
-        if self._signing_key is None:
-            raise AuditError("A sealed appliance cannot sign tree heads.",
-                             hint="Unseal it first.")
-        with self._lock:
-            return sign({"tree_size": len(self._leaves),
-                         "root": _merkle.root(self._leaves).hex(),
-                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                        self._signing_key)
-
     def inclusion(self, index: int, size: int) -> list[str]:
         return [h.hex() for h in _merkle.inclusion_proof(index, self._leaves[:size])]
+
+    def consistency(self, old_size: int, new_size: int) -> list[str]:
+        return [h.hex() for h in _merkle.consistency_proof(old_size, self._leaves[:new_size])]
 
     def leaf(self, index: int) -> bytes:
         return self._leaves[index]
 
     def open_secret(self, entry: dict[str, Any]) -> dict[str, Any]:
-        if self._audit_key is None:
+        index = int(entry["index"])
+        keys = [key for start, key in self._audit_keys if start <= index]
+        if not keys:
             raise AuditError("The audit key is sealed.", hint="Unseal the appliance first.")
         blob = base64.b64decode(entry["sealed"])
-        data: dict[str, Any] = json.loads(
-            _aead.open_(self._audit_key, blob, audit_aad(int(entry["index"]))))
+        data: dict[str, Any] = json.loads(_aead.open_(keys[-1], blob, audit_aad(index)))
         return data
-
-
-def verify_log(log_lines: list[str], head_lines: list[str], public_key: bytes) -> VerifyReport:
-    """Check a whole log: indices, hash chain, every signed head. Names the first bad entry."""
-    leaves: list[bytes] = []
-    for position, line in enumerate(log_lines):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return VerifyReport(False, len(leaves), 0, f"entry {position} is not valid JSON",
-                                position)
-        if entry.get("index") != position:
-            return VerifyReport(False, len(leaves), 0,
-                                f"entry {position} carries index {entry.get('index')}: an entry "
-                                "was deleted, inserted or moved here", position)
-        expected_prev = leaves[-1].hex() if leaves else ""
-        if entry.get("prev") != expected_prev:
-            return VerifyReport(False, len(leaves), 0,
-                                f"entry {position - 1} was altered (entry {position} no longer "
-                                "links to it)", position - 1)
-        leaves.append(_merkle.leaf_hash(entry_bytes(entry)))
-    for number, line in enumerate(head_lines):
-        head = json.loads(line)
-        size = int(head["tree_size"])
-        if not verify(head, public_key):
-            return VerifyReport(False, len(leaves), number,
-                                f"signed tree head {number} has a bad signature")
-        if size > len(leaves):
-            return VerifyReport(False, len(leaves), number,
-                                f"the log was truncated: a signed head covers {size} entries, "
-                                f"{len(leaves)} remain", len(leaves))
-        if _merkle.root(leaves[:size]).hex() != head["root"]:
-            # With the hash chain intact, a root mismatch can only come from the last entry
-            # the head covers.
-            bad = size - 1
-            return VerifyReport(False, len(leaves), number,
-                                f"entry {bad} was altered (tree head {number} no longer matches)",
-                                bad)
-    return VerifyReport(True, len(leaves), len(head_lines))
-

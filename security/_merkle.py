@@ -66,3 +66,89 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         fn >>= 1
         sn >>= 1
     return sn == 0 and result == expected_root
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """The proof that the tree of ``old_size`` leaves is a prefix of ``leaves`` (RFC 6962
+    §2.1.2, SUBPROOF). Empty when the sizes are equal or the old tree is empty."""
+    n = len(leaves)
+    if not 0 <= old_size <= n:
+        raise ValueError("old tree size out of range")
+    if old_size in (0, n):
+        return []
+    return _subproof(old_size, leaves, True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [root(leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], complete), root(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), root(leaves[:k])]
+
+
+def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes],
+                       old_root: bytes, new_root: bytes) -> bool:
+    """Check a consistency proof between two tree heads (RFC 9162 §2.1.4.2)."""
+    if not 0 <= old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if old_size == 0:
+        return not proof
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
+        path.insert(0, old_root)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root
+
+
+class Frontier:
+    """The right edge of a growing tree: the roots of its perfect subtrees, largest first.
+
+    Appending a leaf costs O(log n) and so does the root of the tree so far, so a whole log
+    is checked against every signed head in O(n log n) instead of O(n) per head.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._nodes: list[tuple[int, bytes]] = []  # (height, hash), heights decreasing
+
+    def append(self, leaf: bytes) -> None:
+        height, node = 0, leaf
+        while self._nodes and self._nodes[-1][0] == height:
+            _, left = self._nodes.pop()
+            node = node_hash(left, node)
+            height += 1
+        self._nodes.append((height, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._nodes:
+            return hashlib.sha256(b"").digest()
+        node = self._nodes[-1][1]
+        for _, left in reversed(self._nodes[:-1]):
+            node = node_hash(left, node)
+        return node

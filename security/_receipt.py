@@ -8,6 +8,7 @@ the appliance's public key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from . import _merkle
@@ -32,16 +33,22 @@ def issue_receipt(audit: AuditLog, entry_index: int, body: dict[str, Any],
     return sign(receipt, signing_key)
 
 
-def verify_receipt(receipt: dict[str, Any], public_key: bytes) -> tuple[bool, str]:
-    if not verify(receipt, public_key):
+def verify_receipt(receipt: dict[str, Any], public_keys: bytes | Sequence[bytes]
+                   ) -> tuple[bool, str]:
+    """Check a receipt offline against the appliance's key (or any key of its chain)."""
+    keys = [public_keys] if isinstance(public_keys, bytes) else list(public_keys)
+    if not isinstance(receipt, dict) or not any(verify(receipt, k) for k in keys):
         return False, "the receipt's signature does not match"
     audit = receipt.get("audit") or {}
     head = audit.get("tree_head") or {}
-    if not verify(head, public_key):
+    if not any(verify(head, k) for k in keys):
         return False, "the tree head's signature does not match"
-    ok = _merkle.verify_inclusion(
-        bytes.fromhex(audit["leaf_hash"]), int(audit["index"]), int(head["tree_size"]),
-        [bytes.fromhex(h) for h in audit["inclusion_proof"]], bytes.fromhex(head["root"]))
+    try:
+        ok = _merkle.verify_inclusion(
+            bytes.fromhex(audit["leaf_hash"]), int(audit["index"]), int(head["tree_size"]),
+            [bytes.fromhex(h) for h in audit["inclusion_proof"]], bytes.fromhex(head["root"]))
+    except (KeyError, TypeError, ValueError):
+        return False, "the receipt's audit section is malformed"
     if not ok:
         return False, "the audit entry is not in the signed tree (bad inclusion proof)"
     return True, "valid"

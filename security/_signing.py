@@ -7,11 +7,17 @@ The signature is Ed25519 over the canonical JSON of the document without its
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+def fingerprint(public_key: bytes) -> str:
+    """How people compare a signing key: ``SHA256:`` and the hex SHA-256 of its raw bytes."""
+    return "SHA256:" + hashlib.sha256(public_key).hexdigest()
 
 
 def canonical(document: dict[str, Any]) -> bytes:

@@ -65,7 +65,7 @@ def test_operations_are_recorded_and_questions_are_sealed(audited: tuple[Applian
     app.audit.sign_head()
     log, heads = _lines(app)
     events = [json.loads(line)["event"] for line in log]
-    assert events[:2] == ["unseal", "ingest.begin"]
+    assert events[:3] == ["init", "unseal", "ingest.begin"]
     assert events.count("ingest.indexed") == 2 and "ingest.end" in events
     assert events[-1] == "search"
     search = json.loads(log[-1])

@@ -1,0 +1,364 @@
+"""Attacks on the audit log and the keyring, each as it was found by the review.
+
+Every test here failed on the code before the hardening: a truncated log with its heads
+verified as valid, a log with no head verified as valid, a rewritten log was opened and
+signed over, a swapped public key made forged heads verify, unsigned tail entries vanished
+unseen, and a rotated appliance's keys were still those of an old keyring copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from test_audit import CT_LEAVES
+
+from appliance import Appliance
+from appliance._appliance import rotate_kek
+from security import (
+    AnchorError,
+    KekSource,
+    Keyring,
+    SealedError,
+    extends,
+    fingerprint,
+    heads_in,
+    last_head,
+    scan_log,
+    sign,
+    verify_log,
+)
+from security._audit import entry_bytes
+from security._merkle import (
+    consistency_proof,
+    leaf_hash,
+    root,
+    verify_consistency,
+)
+
+from conftest import KEKS, PASSPHRASE, make_settings, open_appliance
+
+CT_CONSISTENCY = [
+    (1, 1, []),
+    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
+    (6, 8, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+    (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("old", "new", "expected"), CT_CONSISTENCY)
+def test_consistency_proofs_match_certificate_transparency(old: int, new: int,
+                                                           expected: list[str]) -> None:
+    leaves = [leaf_hash(d) for d in CT_LEAVES]
+    proof = consistency_proof(old, leaves[:new])
+    assert [h.hex() for h in proof] == expected
+    assert verify_consistency(old, new, proof, root(leaves[:old]), root(leaves[:new]))
+    if old < new:  # a proof does not vouch for another old tree, nor another new one
+        assert not verify_consistency(old, new, proof, leaf_hash(b"another tree"),
+                                      root(leaves[:new]))
+        assert not verify_consistency(old, new, proof, root(leaves[:old]),
+                                      root(leaves[:new - 1]))
+
+
+@pytest.mark.unit
+def test_consistency_between_every_pair_of_sizes() -> None:
+    leaves = [leaf_hash(os.urandom(8)) for _ in range(33)]
+    for new in range(1, 34):
+        for old in range(1, new + 1):
+            proof = consistency_proof(old, leaves[:new])
+            assert verify_consistency(old, new, proof, root(leaves[:old]), root(leaves[:new]))
+            forged = [*leaves[:old - 1], leaf_hash(b"forged"), *leaves[old:new]]
+            if old < new:
+                assert not verify_consistency(old, new, proof, root(leaves[:old]),
+                                              root(forged))
+
+
+def _files(data: Path) -> tuple[Path, Path]:
+    return data / "audit" / "log.jsonl", data / "audit" / "heads.jsonl"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _fill(settings_data: Path, entries: int, **overrides: object) -> Path:
+    """An initialised appliance whose log holds ``entries`` more entries, closed."""
+    settings = make_settings(settings_data, **overrides)
+    app = open_appliance(settings)
+    for number in range(entries):
+        app.audit.append("test.event", "tester", {"n": number})
+    app.close()
+    return settings.data_dir
+
+
+@pytest.mark.integration
+def test_truncating_the_log_with_its_heads_is_refused(tmp_path: Path) -> None:
+    data = _fill(tmp_path / "data", 150, audit={"head_every": 16})
+    log, heads = _files(data)
+    keep = 100
+    lines = _lines(log)[:keep]
+    kept_heads = [h for h in _lines(heads) if json.loads(h)["tree_size"] <= keep]
+    log.write_text("\n".join(lines) + "\n")
+    heads.write_text("\n".join(kept_heads) + "\n")
+    # The attack: on its own, the shortened log is a valid log ...
+    assert verify_log(lines, kept_heads, Keyring(data).public_key()).ok
+    # ... but the appliance refuses to open (or append to) it.
+    with pytest.raises(AnchorError, match="rolled back"):
+        Appliance.open(make_settings(data), KEKS)
+
+
+@pytest.mark.integration
+def test_a_rewritten_log_is_refused_and_never_signed_over(tmp_path: Path) -> None:
+    data = _fill(tmp_path / "data", 20)
+    log, heads = _files(data)
+    entries = [json.loads(line) for line in _lines(log)]
+    entries[5]["details"] = {"n": "rewritten"}
+    previous = ""
+    for entry in entries:  # re-chain every entry, as a careful forger would
+        entry["prev"] = previous
+        previous = leaf_hash(entry_bytes(entry)).hex()
+    log.write_text("".join(entry_bytes(e).decode() + "\n" for e in entries))
+    heads.write_text("")  # and drop the heads that would betray it
+    report = verify_log(_lines(log), [], Keyring(data).public_key())
+    assert not report.ok and "no signed tree head" in report.problem
+    before = log.read_bytes()
+    with pytest.raises(AnchorError, match=r"rewritten|removed"):
+        Appliance.open(make_settings(data), KEKS)
+    assert log.read_bytes() == before and heads.read_text() == ""  # nothing signed over it
+
+
+@pytest.mark.integration
+def test_a_missing_or_foreign_anchor_is_refused(tmp_path: Path) -> None:
+    data = _fill(tmp_path / "data", 3)
+    other = _fill(tmp_path / "other", 3)
+    anchor = data / "audit" / "anchor.1"
+    saved = anchor.read_bytes()
+    anchor.write_bytes((other / "audit" / "anchor.1").read_bytes())
+    with pytest.raises(AnchorError, match="fails authentication"):
+        Appliance.open(make_settings(data), KEKS)
+    anchor.unlink()
+    with pytest.raises(AnchorError, match="missing"):
+        Appliance.open(make_settings(data), KEKS)
+    anchor.write_bytes(saved)
+    Appliance.open(make_settings(data), KEKS).close()
+
+
+@pytest.mark.unit
+def test_a_log_with_no_head_does_not_verify() -> None:
+    entry = {"index": 0, "time": "t", "event": "e", "user": "u", "details": {}, "prev": ""}
+    key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    report = verify_log([entry_bytes(entry).decode()], [], key)
+    assert not report.ok
+    assert "no signed tree head" in report.problem
+    assert verify_log([], [], key).ok  # an empty log has nothing to cover
+
+
+@pytest.mark.integration
+def test_a_swapped_public_key_is_caught(tmp_path: Path) -> None:
+    data = _fill(tmp_path / "data", 5)
+    original = fingerprint(Keyring(data).public_key())
+    log, heads = _files(data)
+    # The forger: a key of his own, a rewritten log and heads signed with that key.
+    forger = Ed25519PrivateKey.generate()
+    keyring_path = data / "keys" / "keyring.json"
+    keyring = json.loads(keyring_path.read_text())
+    keyring["signing_public_key"] = base64.b64encode(
+        forger.public_key().public_bytes_raw()).decode()
+    keyring_path.write_text(json.dumps(keyring))
+    entries = [json.loads(line) for line in _lines(log)]
+    entries[1]["user"] = "somebody else"
+    previous, leaves = "", []
+    for entry in entries:
+        entry["prev"] = previous
+        leaves.append(leaf_hash(entry_bytes(entry)))
+        previous = leaves[-1].hex()
+    log.write_text("".join(entry_bytes(e).decode() + "\n" for e in entries))
+    head = sign({"tree_size": len(leaves), "root": root(leaves).hex(), "time": "t"}, forger)
+    heads.write_text(entry_bytes(head).decode() + "\n")
+    # Trusting the keyring file alone, the forgery verifies (that was the attack) ...
+    assert verify_log(_lines(log), _lines(heads), Keyring(data).trusted_keys()).ok
+    # ... pinned to the fingerprint printed at init, it does not ...
+    with pytest.raises(Exception, match="not in this keyring's chain"):
+        Keyring(data).trusted_keys(original)
+    # ... and the keyring fails authentication under the KEK: the appliance will not open.
+    with pytest.raises(SealedError, match="altered"):
+        Appliance.open(make_settings(data), KEKS)
+
+
+def _greffier(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREFFIER_")}
+    env["GREFFIER_DATA_DIR"] = str(data)
+    env["GREFFIER_PASSPHRASE"] = PASSPHRASE
+    return subprocess.run([sys.executable, "-m", "appliance", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.e2e
+def test_audit_verify_authenticates_the_keyring_and_pins_the_fingerprint(tmp_path: Path
+                                                                         ) -> None:
+    data = _fill(tmp_path / "data", 3)
+    good = _greffier(data, "audit", "verify")
+    assert good.returncode == 0, good.stderr
+    assert "keyring: authenticated under the KEK" in good.stdout
+    original = fingerprint(Keyring(data).public_key())
+    assert original in good.stdout
+    keyring_path = data / "keys" / "keyring.json"
+    keyring = json.loads(keyring_path.read_text())
+    keyring["signing_public_key"] = base64.b64encode(
+        Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+    keyring_path.write_text(json.dumps(keyring))
+    swapped = _greffier(data, "audit", "verify")
+    assert swapped.returncode != 0
+    assert "altered" in swapped.stderr and "Traceback" not in swapped.stderr
+    pinned = _greffier(data, "audit", "verify", "--fingerprint", original)
+    assert pinned.returncode != 0 and "not in this keyring's chain" in pinned.stderr
+
+
+@pytest.mark.integration
+def test_failed_unseals_are_reported_then_signed_at_the_next_unseal(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    data = _fill(tmp_path / "data", 2, audit={"head_sinks": [f"file:{sink}"]})
+    settings = make_settings(data, audit={"head_sinks": [f"file:{sink}"]})
+    for _ in range(2):
+        with pytest.raises(SealedError, match="Wrong passphrase"):
+            Appliance.open(settings, KekSource("passphrase", "a wrong guess"))
+    log, heads = _files(data)
+    report = verify_log(_lines(log), _lines(heads), Keyring(data).public_key())
+    assert report.ok
+    assert report.unsigned_events == ("unseal.failed", "unseal.failed")
+    sent = [json.loads(line) for line in _lines(sink)]
+    assert [d["event"] for d in sent if d["kind"] == "entry"] == ["unseal.failed"] * 2
+    Appliance.open(settings, KEKS).close()
+    report = verify_log(_lines(log), _lines(heads), Keyring(data).public_key())
+    assert report.ok and report.unsigned_events == ()
+    assert report.signed_size == report.entries
+    # Every head written to the log was sent to the sink as it was made.
+    sent = [json.loads(line) for line in _lines(sink)]
+    heads_sent = [{k: v for k, v in d.items() if k != "kind"} for d in sent
+                  if d["kind"] == "head"]
+    assert heads_sent == [json.loads(line) for line in _lines(heads)]
+
+
+@pytest.mark.integration
+def test_unseal_attempts_are_throttled(tmp_path: Path) -> None:
+    overrides = {"security": {"unseal_free_attempts": 2, "unseal_backoff_s": 1.5}}
+    data = _fill(tmp_path / "data", 0, **overrides)
+    settings = make_settings(data, **overrides)
+    for _ in range(2):
+        with pytest.raises(SealedError, match="Wrong passphrase"):
+            Appliance.open(settings, KekSource("passphrase", "guess"))
+    # Now even the right passphrase waits: a guesser learns nothing by trying faster.
+    with pytest.raises(SealedError, match="Too many failed unseal attempts"):
+        Appliance.open(settings, KEKS)
+    time.sleep(1.6)
+    Appliance.open(settings, KEKS).close()
+    with pytest.raises(SealedError, match="Wrong passphrase"):  # the count was reset
+        Appliance.open(settings, KekSource("passphrase", "guess"))
+
+
+@pytest.mark.integration
+def test_a_whole_disk_rollback_is_caught_from_the_sink(tmp_path: Path) -> None:
+    sink = tmp_path / "elsewhere" / "heads.jsonl"
+    sink.parent.mkdir()
+    audit = {"head_sinks": [f"file:{sink}"]}
+    data = _fill(tmp_path / "data", 10, audit=audit)
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(data, snapshot)
+    _fill(data, 10, audit=audit)
+    shutil.rmtree(data)
+    shutil.copytree(snapshot, data)  # the thief restores yesterday's disk, anchor and all
+    Appliance.open(make_settings(data, audit=audit), KEKS).close()  # nothing to see inside
+    log, heads = _files(data)
+    keys = Keyring(data).trusted_keys()
+    kept = heads_in(sink)
+    report = scan_log(_lines(log), _lines(heads), keys,
+                      extra_sizes=[h["tree_size"] for h in kept])
+    verdicts = [extends(report, head) for head in kept]
+    assert not all(grew for grew, _ in verdicts)
+    assert any("rolled back" in why for _, why in verdicts)
+    cli = _greffier(data, "audit", "verify", "--since", str(sink))
+    assert cli.returncode != 0 and "rolled back" in cli.stderr
+
+
+@pytest.mark.integration
+def test_audit_verify_since_proves_the_log_only_grew(tmp_path: Path) -> None:
+    data = _fill(tmp_path / "data", 5)
+    earlier = tmp_path / "head.json"
+    earlier.write_text(_lines(_files(data)[1])[-1])
+    _fill(data, 40, audit={"head_every": 7})
+    log, heads = _files(data)
+    keys = Keyring(data).trusted_keys()
+    head = last_head(earlier)
+    report = scan_log(_lines(log), _lines(heads), keys, extra_sizes=[head["tree_size"]])
+    grew, why = extends(report, head)
+    assert grew and "consistency proof" in why
+    forged = dict(head, root="00" * 32)
+    assert not extends(report, forged)[0]
+
+
+@pytest.mark.integration
+def test_questions_are_keyed_hashes_in_the_log(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    question = "Quel est le code de la salle serveur ?"
+    with open_appliance(settings) as app:
+        app.search(question)
+        first = app.audit.question_hash(question)
+    import hashlib
+
+    text = (settings.data_dir / "audit" / "log.jsonl").read_text()
+    assert hashlib.sha256(question.encode()).hexdigest() not in text
+    assert question not in text
+    assert first in text  # equal questions can still be matched by who holds the key
+
+
+@pytest.mark.integration
+def test_rotation_revokes_an_old_passphrase_with_an_old_keyring(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Le code de la salle serveur change chaque trimestre.")
+    settings = make_settings(tmp_path / "data")
+    new_secret = KekSource("passphrase", "the next operator passphrase")
+    with open_appliance(settings) as app:
+        app.ingest([docs])
+        old_copy = (settings.data_dir / "keys" / "keyring.json").read_bytes()
+        old_public = app.keys.public_key
+        rotate_kek(app, new_secret)
+        new_keys = app.keys
+        assert new_keys.public_key != old_public
+        hit = app.search("code salle serveur", mode="bm25")[0]
+        assert hit.passages and "trimestre" in hit.passages[0].text
+        current = (new_keys.index_key, new_keys.audit_key, new_keys.public_key)
+    # The insider kept the old passphrase and a copy of the old keyring.
+    stolen = tmp_path / "stolen"
+    (stolen / "keys").mkdir(parents=True)
+    (stolen / "keys" / "keyring.json").write_bytes(old_copy)
+    old = Keyring(stolen).unseal(KEKS)
+    assert old.index_key != current[0]
+    assert old.audit_key != current[1]
+    assert old.public_key != current[2]
+    # The new key is vouched for by the old one, and the log verifies across the rotation.
+    chain = Keyring(settings.data_dir).trusted_keys(fingerprint(old_public))
+    assert chain == [old_public, current[2]]
+    log, heads = _files(settings.data_dir)
+    report = verify_log(_lines(log), _lines(heads), chain)
+    assert report.ok and len(report.signers) == 2
+    assert not verify_log(_lines(log), _lines(heads), [old_public]).ok
+    with Appliance.open(settings, new_secret) as app:  # earlier sealed entries stay readable
+        entries = [json.loads(line) for line in _lines(log)]
+        sealed = [e for e in entries if "sealed" in e]
+        assert sealed and all(app.audit.open_secret(e) for e in sealed)
+        assert app.keys.reindex_pending is False
