@@ -362,3 +362,20 @@ def test_rotation_revokes_an_old_passphrase_with_an_old_keyring(tmp_path: Path) 
         sealed = [e for e in entries if "sealed" in e]
         assert sealed and all(app.audit.open_secret(e) for e in sealed)
         assert app.keys.reindex_pending is False
+
+
+@pytest.mark.integration
+def test_the_data_directory_is_made_private_even_if_it_existed_looser(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "blobs").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "blobs").chmod(0o777)
+    (data / "notes.txt").write_text("left by an admin")
+    (data / "notes.txt").chmod(0o644)
+    with open_appliance(make_settings(data)) as app:
+        app.audit.append("test.event", "tester", {})
+    loose = []
+    for path in [data, *data.rglob("*")]:
+        if not path.is_symlink() and path.stat().st_mode & 0o077:
+            loose.append(f"{path} {path.stat().st_mode & 0o777:o}")
+    assert loose == []
