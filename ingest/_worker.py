@@ -58,13 +58,14 @@ def scratch_base() -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Is ``pid`` a running process? (A zombie is dead: it only waits to be reaped.)"""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except OSError:
+        return True  # cannot tell: keep its directory
+    return not state or state[0] != "Z"
 
 
 def sweep_stale_scratch(base: Path) -> list[Path]:
