@@ -26,12 +26,16 @@ def test_guard_blocks_outbound_connections_and_records_them() -> None:
 
 
 def test_guard_lets_loopback_through() -> None:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    client = socket.create_connection(server.getsockname(), timeout=1)
-    client.close()
-    server.close()
+    before = len(security.blocked_attempts())
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        with socket.create_connection(server.getsockname(), timeout=1) as client:
+            peer, _ = server.accept()
+            with peer:
+                client.sendall(b"ping")
+                assert peer.recv(4) == b"ping"  # the connection really carries data
+    assert len(security.blocked_attempts()) == before  # and nothing was recorded as blocked
 
 
 def test_unstructured_telemetry_is_caught_if_the_opt_out_is_missing(
