@@ -190,6 +190,7 @@ def test_ingest_of_every_format_sends_nothing_to_a_fake_internet(
     assert attempts == [], f"the ingest reached the fake Internet: {attempts}"
     egress, refused = analyse_strace(log.read_text())
     assert egress == [], "connect/sendto to a non-loopback address:\n" + "\n".join(egress[:20])
+    assert refused >= 1  # at least the worker's own check: seccomp was on under strace
 
     status = json.loads(subprocess.run([str(GREFFIER), "status", "--json"], env=env,
                                        capture_output=True, text=True, check=True,
