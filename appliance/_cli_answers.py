@@ -12,7 +12,7 @@ from ._cli_common import open_appliance as _open
 from ._cli_common import parse_filters as _parse_filters
 from ._settings import load_settings
 from ._term import console as _console
-from ._term import safe
+from ._term import safe, safe_json
 
 
 @click.command()
@@ -38,7 +38,7 @@ def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bo
     if receipt:
         receipt.write_text(json.dumps(signed, indent=2))
     if as_json:
-        click.echo(json.dumps(_answer_dict(answer), indent=2, ensure_ascii=False))
+        click.echo(safe_json(_answer_dict(answer)))
         return
     if answer.refused or answer.degraded:
         console.print(safe(answer.text or answer.notice, markup=False, single_line=False),

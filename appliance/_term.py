@@ -13,6 +13,7 @@ carriage return in a file name). :func:`safe` shows every such character as a vi
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 from rich.console import Console
@@ -48,6 +49,18 @@ def safe(text: object, *, markup: bool = True, single_line: bool = True) -> str:
     """
     shown = "".join(_visible(c) if _unsafe(c, single_line) else c for c in str(text))
     return escape(shown) if markup else shown
+
+
+def safe_json(value: object) -> str:
+    """Indented JSON (non-ASCII kept readable) in which no character can drive a terminal.
+
+    ``json.dumps`` escapes C0 controls but, with ``ensure_ascii=False``, lets DEL, C1 controls
+    (U+009B is an 8-bit CSI) and bidi controls through; those only occur inside strings, where
+    ``\\uXXXX`` is the same value.
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if c != "\n" and (
+        ord(c) in _FORMAT or unicodedata.category(c) == "Cc") else c for c in text)
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -26,7 +26,7 @@ from ._indexer import FileOutcome, IngestReport, Status
 from ._indexer import Progress as IngestProgress
 from ._settings import load_settings
 from ._term import console as _console
-from ._term import safe
+from ._term import safe, safe_json
 
 
 @click.group()
@@ -121,7 +121,7 @@ def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ..
     if receipt:
         receipt.write_text(json.dumps(signed, indent=2))
     if as_json:
-        click.echo(json.dumps(_result_dict(result), indent=2, ensure_ascii=False))
+        click.echo(safe_json(_result_dict(result)))
         return
     table = Table("#", "score", "document", "page", "section", "passage",
                   title=f"{len(result.passages)} passages for “{safe(query)}”")

@@ -3,6 +3,7 @@ and every error a user can cause ending in one line on stderr (never a traceback
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -58,6 +59,9 @@ def test_hostile_text_and_file_names_print_as_visible_text(tmp_path: Path) -> No
     assert "[/bogus] [bold]loud[/bold] \\x1b[2J\\x1b]52;c;ZXZpbA==\\x07" in row
     assert "\\x1b[31mALERT\\x1b[0m \\u202etxt.exe" in row
     assert "Zorglub" in _run(["search", "[/bogus] \x1b[2J", "--k", "1"], data).stdout
+    as_json = _run(["search", "Zorglub policy", "--json", "--k", "1"], data).stdout
+    assert "\u202e" not in as_json and "\x1b" not in as_json  # escaped inside the strings
+    assert "\x1b[31mALERT\x1b[0m \u202etxt.exe" in json.loads(as_json)["passages"][0]["text"]
 
 
 def test_a_missing_passphrase_file_is_one_line(tmp_path: Path) -> None:
