@@ -195,18 +195,24 @@ class Appliance:
     # -- audited operations --------------------------------------------------------------
     def ingest(self, roots: list[Path], *, sync: bool = False, readmit_erased: bool = False,
                progress: Progress | None = None) -> IngestReport:
-        """Ingest, recorded in the audit log (refused if the record cannot be written)."""
+        """Ingest, recorded in the audit log (refused if the record cannot be written).
+
+        File and folder names are often sensitive and outlive an erasure in an append-only
+        log: they are sealed with the audit key; the clear part keeps ids and counts."""
         self.audit.append("ingest.begin", self.user, {
-            "roots": [str(r) for r in roots], "sync": sync, "readmit_erased": readmit_erased})
+            "roots": len(roots), "sync": sync, "readmit_erased": readmit_erased},
+            secret={"roots": [str(r) for r in roots]})
         base = progress or Progress()
 
         def on_file(outcome: FileOutcome) -> None:
             if outcome.status != "unchanged":
                 doc = self.catalog.document(outcome.path)
                 self.audit.append(f"ingest.{outcome.status}", self.user, {
-                    "path": outcome.path, "content_sha256": doc.content_hash if doc else None,
+                    "doc_id": doc.doc_id if doc else None,
+                    "content_sha256": doc.content_hash if doc else None,
                     "version": doc.version if doc else None, "chunks": outcome.chunks,
-                    "error": outcome.error or None})
+                    "failed": bool(outcome.error)},
+                    secret={"path": outcome.path, "error": outcome.error or None})
             base.on_file(outcome)
 
         report = self.indexer.ingest(roots, sync=sync, readmit_erased=readmit_erased,

@@ -26,6 +26,7 @@ from security import (
 from ._appliance import Appliance, rotate_kek
 from ._cli_common import open_appliance as _open
 from ._settings import Settings, load_settings
+from ._term import safe
 from ._unseal import kek_source
 
 
@@ -109,6 +110,22 @@ def erase_command(ctx: click.Context, document: str, erased_by: str | None) -> N
     with _open(ctx) as app:
         certificate = erase(app, document, erased_by=who)
     click.echo(json.dumps(certificate, indent=2))
+    if not certificate.get("complete"):
+        click.echo(f"erasure incomplete: {_incompleteness(certificate)}", err=True)
+        sys.exit(1)
+
+
+def _incompleteness(certificate: dict[str, Any]) -> str:
+    """What the certificate says is left, in one line (it states only what was measured)."""
+    scan = certificate.get("scan") or {}
+    found_in = scan.get("found_in") or []
+    if scan.get("found"):
+        return (f"{scan['found']} erased patterns still in {', '.join(map(str, found_in))}; "
+                "the key is destroyed; those files still hold vectors or ciphertext of "
+                "it: remove them")
+    if not scan.get("store_files_scanned"):
+        return "the vector store's files are not on this machine (Qdrant server): not scanned"
+    return f"{certificate.get('destroyed', {}).get('points_remaining')} points remain"
 
 
 def _trusted_keys(ctx: click.Context, given: str | None, pinned: str | None) -> list[bytes]:
@@ -265,8 +282,11 @@ def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | 
     if not any(verify(document, k) for k in _trusted_keys(ctx, public_key, pinned)):
         click.echo("INVALID: the signature does not match.", err=True)
         sys.exit(1)
-    click.echo(f"valid: content {document['content_sha256']} erased at {document['erased_at']} "
-               f"by {document['erased_by']}")
+    click.echo(f"valid: content {document.get('content_sha256')} erased at "
+               f"{document.get('erased_at')} by {safe(str(document.get('erased_by')))}")
+    if "complete" in document:
+        click.echo("complete: no erased byte found in the data directory" if
+                   document["complete"] else f"INCOMPLETE: {_incompleteness(document)}")
 
 
 def _json_file(path: Path, what: str) -> dict[str, Any]:

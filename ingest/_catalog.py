@@ -239,6 +239,9 @@ class Catalog:
         """Destroy the content's DEK, forget its documents, leave a tombstone. One step."""
         with self._tx():
             self._db.execute("DELETE FROM data_keys WHERE content_hash = ?", (content_hash,))
+            # an earlier failed parse of the same path must not keep its name either
+            self._db.execute("DELETE FROM failures WHERE path IN (SELECT path FROM documents "
+                             "WHERE content_hash = ?)", (content_hash,))
             self._db.execute("DELETE FROM documents WHERE content_hash = ?", (content_hash,))
             self._db.execute("DELETE FROM contents WHERE content_hash = ?", (content_hash,))
             self._db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)",

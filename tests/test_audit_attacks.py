@@ -379,3 +379,26 @@ def test_the_data_directory_is_made_private_even_if_it_existed_looser(tmp_path: 
         if not path.is_symlink() and path.stat().st_mode & 0o077:
             loose.append(f"{path} {path.stat().st_mode & 0o777:o}")
     assert loose == []
+
+
+@pytest.mark.integration
+def test_an_erased_file_name_is_nowhere_in_the_data_directory(tmp_path: Path) -> None:
+    from appliance._erase import erase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    secret_name = "licenciement-dupont-confidentiel"
+    (docs / f"{secret_name}.txt").write_text("Entretien préalable fixé au 3 mars.")
+    (docs / "kept.txt").write_text("Le restaurant d'entreprise ouvre à midi.")
+    settings = make_settings(tmp_path / "data")
+    with open_appliance(settings) as app:
+        app.ingest([docs])
+        erase(app, str(docs / f"{secret_name}.txt"), erased_by="dpo")
+        log = (settings.data_dir / "audit" / "log.jsonl").read_text()
+        opened = [app.audit.open_secret(json.loads(line)) for line in log.splitlines()
+                  if "sealed" in json.loads(line)]
+        assert any(secret_name in json.dumps(s) for s in opened)  # sealed, not lost
+    leaks = [str(path) for path in settings.data_dir.rglob("*") if path.is_file()
+             and (secret_name.encode() in path.read_bytes()
+                  or secret_name.encode("utf-16-le") in path.read_bytes())]
+    assert leaks == []
