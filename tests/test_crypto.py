@@ -88,7 +88,8 @@ def test_damaged_keyring_is_detected(tmp_path) -> None:  # type: ignore[no-untyp
     keyring = Keyring(tmp_path)
     keyring.create(KekSource("passphrase", "pw"))
     data = json.loads(keyring.path.read_text())
-    data["index_key"], data["audit_key"] = data["audit_key"], data["index_key"]  # swapped
+    audit = data["audit_keys"][0]
+    data["index_key"], audit["key"] = audit["key"], data["index_key"]  # two wrapped keys swapped
     keyring.path.write_text(json.dumps(data))
     with pytest.raises(SealedError, match="damaged"):
         keyring.unseal(KekSource("passphrase", "pw"))
@@ -131,7 +132,11 @@ def test_rotation_keeps_every_key_readable(tmp_path) -> None:  # type: ignore[no
     assert new.kek_id == old.kek_id + 1
     reopened = keyring.unseal(KekSource("passphrase", "new"))
     assert all(reopened.unwrap_dek(h, rewrapped[h]) == deks[h] for h in deks)
-    assert reopened.index_key == old.index_key  # the index stays searchable
+    # Keyring v2: rotation also renews the index, audit and signing keys; earlier audit
+    # keys stay (earlier entries remain readable), the index is marked for re-indexing.
+    assert reopened.index_key != old.index_key
+    assert reopened.audit_keys[0][1] == old.audit_key
+    assert reopened.audit_key != old.audit_key and reopened.public_key != old.public_key
     with pytest.raises(SealedError):
         keyring.unseal(KekSource("passphrase", "old"))
 
