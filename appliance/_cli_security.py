@@ -97,21 +97,27 @@ def export_command(ctx: click.Context, document: str, output: Path) -> None:
 
 
 @click.command(name="erase")
-@click.argument("document")
+@click.argument("documents", nargs=-1, required=True)
 @click.option("--by", "erased_by", default=None, help="Who erases (default: $SUDO_USER/$USER).")
 @click.pass_context
-def erase_command(ctx: click.Context, document: str, erased_by: str | None) -> None:
-    """Erase a document for good (crypto-erasure) and print its signed certificate."""
+def erase_command(ctx: click.Context, documents: tuple[str, ...], erased_by: str | None
+                  ) -> None:
+    """Erase documents for good (crypto-erasure, then the store is rebuilt without them, once
+    for all) and print their signed certificates."""
     import getpass as _getpass
 
-    from ._erase import erase
+    from ._erase import erase_many
 
     who = erased_by or os.environ.get("SUDO_USER") or _getpass.getuser()
     with _open(ctx) as app:
-        certificate = erase(app, document, erased_by=who)
-    click.echo(json.dumps(certificate, indent=2))
-    if not certificate.get("complete"):
-        click.echo(f"erasure incomplete: {_incompleteness(certificate)}", err=True)
+        certificates = erase_many(app, list(documents), erased_by=who)
+    click.echo(json.dumps(certificates[0] if len(certificates) == 1 else certificates,
+                          indent=2))
+    incomplete = [c for c in certificates if not c.get("complete")]
+    for certificate in incomplete:
+        click.echo(f"erasure of {certificate['content_sha256'][:12]}… incomplete: "
+                   f"{_incompleteness(certificate)}", err=True)
+    if incomplete:
         sys.exit(1)
 
 

@@ -99,8 +99,8 @@ class EdgeStore:
         if stored != dim:
             raise StoreError(
                 f"The store holds {stored}-d vectors but the embedder makes {dim}-d ones.",
-                hint="Run `greffier ingest --reembed PATH...` to rebuild the index for the "
-                "new model.",
+                hint=f"Set embeddings.model_dir back to the model the index was built with, "
+                f"or move {self.path} aside and run `greffier ingest PATH...` to rebuild it.",
             )
 
     def _filter(self, flt: SearchFilter | None) -> Any:

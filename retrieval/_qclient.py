@@ -75,7 +75,7 @@ class ClientStore:
                     raise StoreError(
                         f"Collection {self.collection!r} holds {stored}-d vectors, the embedder "
                         f"makes {dim}-d ones.",
-                        hint="Run `greffier ingest --reembed PATH...` or use another collection.",
+                        hint="Use another store.collection and run `greffier ingest PATH...`.",
                     )
         except StoreError:
             raise

@@ -102,7 +102,8 @@ class Pkcs11KEK:
                                                   label=key_label)
             except Exception as exc:
                 raise SealedError(f"The KEK {key_label!r} is not in the token.",
-                                  hint="Run `greffier init --kek pkcs11` on this token.") from exc
+                                  hint="Set security.kek = 'pkcs11' and run `greffier init` "
+                                  "on this token.") from exc
 
     def _gcm(self, nonce: bytes, label: bytes) -> tuple[Any, Any]:
         from pkcs11.mechanisms import GCMParams

@@ -418,3 +418,39 @@ def test_a_copy_left_in_the_data_directory_is_reported_not_hidden(tmp_path: Path
     assert all(p.startswith("stray-copy/") for p in certificate["scan"]["found_in"])
     assert certificate["scan"]["patterns"]["sealed_payloads"]["found_after"] >= 1
 
+
+
+@pytest.mark.integration
+def test_several_documents_erased_with_one_rebuild(tmp_path: Path) -> None:
+    from appliance._erase import erase_many
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    settings = make_settings(tmp_path / "data")
+    with open_appliance(settings) as app:
+        app.indexer.ingest([docs])
+        names = sorted(DOCS)[:2]
+        targets = [app.catalog.document(str((docs / n).resolve())) for n in names]
+        assert all(targets)
+        needles = {t.content_hash: _independent_needles(app, t.content_hash)[0]
+                   for t in targets if t is not None}
+        rebuilds = []
+        purge = app.store.purge
+        app.store.purge = lambda: (rebuilds.append(1), purge())[1]  # type: ignore[method-assign]
+        certificates = erase_many(app, [str(docs / n) for n in names], erased_by="dpo")
+        assert rebuilds == [1]  # one rebuild for both
+        assert [c["content_sha256"] for c in certificates] == [t.content_hash for t in targets
+                                                               if t is not None]
+        for certificate in certificates:
+            assert certificate["complete"] is True
+            assert certificate["destroyed"]["data_keys"] == 1
+            assert all(row["seen_before"] == row["targets"]
+                       for row in certificate["scan"]["patterns"].values())
+        for forms in needles.values():
+            assert _leftovers(settings.data_dir, forms) == {}
+        assert app.store.count() > 0  # the third document stays
+        with pytest.raises(Exception, match="No document"):  # a typo erases nothing
+            erase_many(app, [sorted(DOCS)[2], "no-such-document"], erased_by="dpo")
+        assert app.catalog.document(str((docs / sorted(DOCS)[2]).resolve())) is not None
