@@ -41,6 +41,7 @@ from security import (
     Anchor,
     AuditError,
     AuditLog,
+    AuthenticationError,
     ConfigError,
     ContentCipher,
     GreffierError,
@@ -314,10 +315,22 @@ class Appliance:
                                                 "output": str(output)})
         size = 0
         tmp = output.with_name(output.name + ".partial")
-        with tmp.open("wb") as handle:
-            for segment in self.cipher.decrypt_original(blob, content_hash):
-                handle.write(segment)
-                size += len(segment)
+        try:
+            with tmp.open("wb") as handle:
+                for segment in self.cipher.decrypt_original(blob, content_hash):
+                    handle.write(segment)
+                    size += len(segment)
+        except AuthenticationError as exc:
+            tmp.unlink(missing_ok=True)  # never leave a decrypted beginning behind
+            self.audit.append("export.failed", self.user, {"content_sha256": content_hash,
+                                                           "reason": "authentication"})
+            raise StoreError(f"The stored original of {content_hash[:12]}… fails "
+                             "authentication: it was altered or damaged; nothing was written.",
+                             hint="Restore blobs/ from backup, then run `greffier audit verify`."
+                             ) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(output)
         return size
 

@@ -36,10 +36,10 @@ def init(ctx: click.Context) -> None:
     """Create the appliance's keys (KEK from the passphrase or the PKCS#11 token)."""
     settings = load_settings(ctx.obj)
     public = Appliance.init(settings, kek_source(settings))
-    click.echo(f"Initialised {settings.data_dir} ({settings.security.kek} KEK).")
-    click.echo(f"Appliance signing key (Ed25519, base64): {base64.b64encode(public).decode()}")
-    click.echo(f"Signing key fingerprint: {fingerprint(public)}")
-    click.echo("Keep this fingerprint outside the appliance: auditors check heads, receipts and "
+    _echo(f"Initialised {settings.data_dir} ({settings.security.kek} KEK).")
+    _echo(f"Appliance signing key (Ed25519, base64): {base64.b64encode(public).decode()}")
+    _echo(f"Signing key fingerprint: {fingerprint(public)}")
+    _echo("Keep this fingerprint outside the appliance: auditors check heads, receipts and "
                "certificates against it (--fingerprint).")
 
 
@@ -54,7 +54,7 @@ def unseal(ctx: click.Context, timeout_s: int) -> None:
 
     settings = load_settings(ctx.obj)
     unseal_session(settings, timeout_s, current_user())
-    click.echo(f"Unsealed for {timeout_s} s (`greffier seal` to seal now).")
+    _echo(f"Unsealed for {timeout_s} s (`greffier seal` to seal now).")
 
 
 @click.command()
@@ -65,7 +65,7 @@ def seal(ctx: click.Context) -> None:
     from ._unseal import seal_session
 
     settings = load_settings(ctx.obj)
-    click.echo("Sealed." if seal_session(settings, current_user()) else "Already sealed.")
+    _echo("Sealed." if seal_session(settings, current_user()) else "Already sealed.")
 
 
 @click.group()
@@ -80,7 +80,7 @@ def keys_rotate(ctx: click.Context) -> None:
     settings = load_settings(ctx.obj)
     with _open(ctx) as app:
         count = rotate_kek(app, kek_source(settings, new=True))
-    click.echo(f"Rotated the KEK: {count} data keys re-wrapped.")
+    _echo(f"Rotated the KEK: {count} data keys re-wrapped.")
 
 
 @click.command(name="export")
@@ -93,7 +93,7 @@ def export_command(ctx: click.Context, document: str, output: Path) -> None:
 
     with _open(ctx) as app:
         size = app.export(find_content(app, document), output)
-    click.echo(f"wrote {output} ({size} bytes)")
+    _echo(f"wrote {output} ({size} bytes)")
 
 
 @click.command(name="erase")
@@ -115,7 +115,7 @@ def erase_command(ctx: click.Context, documents: tuple[str, ...], erased_by: str
                           indent=2))
     incomplete = [c for c in certificates if not c.get("complete")]
     for certificate in incomplete:
-        click.echo(f"erasure of {certificate['content_sha256'][:12]}… incomplete: "
+        _echo(f"erasure of {certificate['content_sha256'][:12]}… incomplete: "
                    f"{_incompleteness(certificate)}", err=True)
     if incomplete:
         sys.exit(1)
@@ -196,29 +196,29 @@ def audit_verify(ctx: click.Context, bundle: Path | None, since: Path | None,
     log, heads, chain, current = _audit_files(bundle, settings.data_dir)
     keys = chain_keys(chain, current, pinned)
     if bundle is None:
-        click.echo(_keyring_status(settings))
-    click.echo(f"signing keys: {', '.join(fingerprint(k) for k in keys)}")
+        _echo(_keyring_status(settings))
+    _echo(f"signing keys: {', '.join(fingerprint(k) for k in keys)}")
     earlier = heads_in(since) if since is not None else []
     report = scan_log(log, heads, keys, extra_sizes=[int(h["tree_size"]) for h in earlier])
     if not report.ok:
-        click.echo(f"FAILED: {report.problem}", err=True)
+        _echo(f"FAILED: {report.problem}", err=True)
         sys.exit(1)
     for head in earlier:  # every head kept outside must be a prefix of the log as it is
         if not any(verify(head, k) for k in keys):
-            click.echo(f"FAILED: a head in {since} is not signed by a trusted key", err=True)
+            _echo(f"FAILED: a head in {since} is not signed by a trusted key", err=True)
             sys.exit(1)
         grew, why = extends(report, head)
         if not grew:
-            click.echo(f"FAILED: {why} (head of {head['tree_size']} entries at "
+            _echo(f"FAILED: {why} (head of {head['tree_size']} entries at "
                        f"{head.get('time')})", err=True)
             sys.exit(1)
     if earlier:
-        click.echo(f"{why}; all {len(earlier)} heads in {since} are prefixes of this log")
-    click.echo(f"valid: {report.entries} entries, {report.heads} signed tree heads")
+        _echo(f"{why}; all {len(earlier)} heads in {since} are prefixes of this log")
+    _echo(f"valid: {report.entries} entries, {report.heads} signed tree heads")
     tail = report.unsigned_events
     if tail:
         counts = ", ".join(f"{event} ×{tail.count(event)}" for event in dict.fromkeys(tail))
-        click.echo(f"warning: the last {len(tail)} entries are not yet covered by a signed "
+        _echo(f"warning: the last {len(tail)} entries are not yet covered by a signed "
                    f"head ({counts}); the next unseal signs them. Until then they could be "
                    "removed unseen here: compare with the head sinks.")
 
@@ -249,7 +249,7 @@ def audit_export(ctx: click.Context, output: Path) -> None:
         "how_to_verify": "greffier audit verify --bundle FILE, or see security/FORMAT.md: "
                          "leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || l || r), "
                          "heads signed with Ed25519 over canonical JSON."}, indent=1))
-    click.echo(f"wrote {output}: {len(log)} entries, {len(heads)} signed heads")
+    _echo(f"wrote {output}: {len(log)} entries, {len(heads)} signed heads")
 
 
 @click.group()
@@ -269,9 +269,9 @@ def receipt_verify(ctx: click.Context, file: Path, public_key: str | None,
     document = _json_file(file, "a receipt")
     ok, why = verify_receipt(document, _trusted_keys(ctx, public_key, pinned))
     if not ok:
-        click.echo(f"INVALID: {why}", err=True)
+        _echo(f"INVALID: {why}", err=True)
         sys.exit(1)
-    click.echo(f"valid: {document['kind']} by {document['user']} at {document['time']}, "
+    _echo(f"valid: {document['kind']} by {document['user']} at {document['time']}, "
                f"audit entry {document['audit']['index']}")
 
 
@@ -286,13 +286,19 @@ def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | 
     """Check an erasure certificate's signature, offline."""
     document = _json_file(certificate, "an erasure certificate")
     if not any(verify(document, k) for k in _trusted_keys(ctx, public_key, pinned)):
-        click.echo("INVALID: the signature does not match.", err=True)
+        _echo("INVALID: the signature does not match.", err=True)
         sys.exit(1)
-    click.echo(f"valid: content {document.get('content_sha256')} erased at "
-               f"{document.get('erased_at')} by {safe(str(document.get('erased_by')))}")
+    _echo(f"valid: content {document.get('content_sha256')} erased at "
+               f"{document.get('erased_at')} by {document.get('erased_by')}")
     if "complete" in document:
-        click.echo("complete: no erased byte found in the data directory" if
+        _echo("complete: no erased byte found in the data directory" if
                    document["complete"] else f"INCOMPLETE: {_incompleteness(document)}")
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """One line to the terminal, with whatever came from files or arguments made visible
+    (control and bidi characters escaped): a log entry or a receipt cannot forge output."""
+    click.echo(safe(text, markup=False), err=err)
 
 
 def _json_file(path: Path, what: str) -> dict[str, Any]:

@@ -84,12 +84,14 @@ def test_a_corrupt_keyring_is_one_line(tmp_path: Path) -> None:
 def test_a_tampered_original_fails_export_in_one_line(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "memo.txt").write_text("The board meets on Tuesdays in room 4.")
+    # Two segments: the first decrypts fine, the altered last one fails.
+    (docs / "memo.txt").write_text("The board meets on Tuesdays in room 4.\n" * 2500)
     data = tmp_path / "data"
     _init(data)
     _run(["ingest", str(docs)], data)
     (blob,) = (data / "blobs").rglob("*.blob")
     raw = bytearray(blob.read_bytes())
+    assert len(raw) > 65536 + 100
     raw[-3] ^= 1
     blob.write_bytes(bytes(raw))
     output = tmp_path / "memo-out.txt"
@@ -97,6 +99,7 @@ def test_a_tampered_original_fails_export_in_one_line(tmp_path: Path) -> None:
                                 check=False))
     assert "altered" in line and "greffier audit verify" in line
     assert not output.exists()
+    assert list(tmp_path.glob("memo-out*")) == []  # no decrypted beginning left behind
 
 
 @pytest.mark.parametrize("content", ["{ not json", "[]", '{"kind": "search"}',
