@@ -20,6 +20,7 @@ from security import AuthenticationError, GreffierError
 
 from . import _cli_answers as _ans
 from . import _cli_security as _sec
+from ._appliance import Appliance
 from ._cli_common import open_appliance as _open
 from ._cli_common import parse_filters as _parse_filters
 from ._indexer import FileOutcome, IngestReport, Status
@@ -167,6 +168,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
                       str(app.settings.data_dir / "qdrant") if app.settings.store.backend ==
                       "embedded" else app.settings.store.url},
             "data_dir": str(app.settings.data_dir),
+            "parser_sandbox": _sandbox(app),
         }
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -175,6 +177,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for key, value in info.items():
         table.add_row(safe(key), safe(json.dumps(value) if isinstance(value, dict) else value))
     _console().print(table)
+
+
+def _sandbox(app: Appliance) -> dict[str, Any]:
+    """How the parser worker is confined, as it reports from inside (it is started)."""
+    isolation = app.indexer.worker.start()
+    return {"offline_by_kernel": isolation.offline, "network_namespace": isolation.netns,
+            "seccomp": isolation.seccomp, "user": isolation.user, "uid": isolation.uid,
+            "keyring_refused": isolation.keyring_refused, "notes": list(isolation.notes)}
 
 
 @cli.group(name="eval")

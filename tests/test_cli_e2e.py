@@ -59,6 +59,12 @@ def test_kill_9_mid_ingest_then_resume_matches_a_clean_run(tmp_path: Path) -> No
     assert resumed["documents"] == expected["documents"] == 60
     assert resumed["chunks"] == expected["chunks"]
     assert resumed["points"] == expected["points"] == expected["chunks"]  # no duplicate
+    # status reports the parser's confinement as measured inside the worker
+    sandbox = resumed["parser_sandbox"]
+    assert sandbox["offline_by_kernel"] is True and sandbox["seccomp"] is True
+    assert sandbox["keyring_refused"] is True
+    if os.geteuid() == 0:
+        assert sandbox["network_namespace"] is True and sandbox["uid"] != 0
 
 
 def _unshare_works() -> bool:
