@@ -190,6 +190,13 @@ class Appliance:
         appliance = cls(settings, catalog, store, encoder, searcher, indexer, keys, cipher, audit,
                         user, lock)
         indexer.recover()
+        # A rotation interrupted after its keyring swap leaves the old generation's wraps
+        # and anchor behind (one interrupted before it, the new ones): finish the job.
+        catalog.drop_other_wrapped_deks(keys.kek_id)
+        current = _anchor_path(data / "audit", keys)
+        for stale in (data / "audit").glob("anchor.*"):
+            if stale != current and not stale.name.endswith(".tmp"):
+                stale.unlink()
         reindex_pending(appliance)
         return appliance
 
