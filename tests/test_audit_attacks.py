@@ -402,3 +402,57 @@ def test_an_erased_file_name_is_nowhere_in_the_data_directory(tmp_path: Path) ->
              and (secret_name.encode() in path.read_bytes()
                   or secret_name.encode("utf-16-le") in path.read_bytes())]
     assert leaks == []
+
+
+def _one_doc(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Le code de la salle serveur change chaque trimestre.")
+    return docs
+
+
+@pytest.mark.integration
+def test_a_rotation_that_dies_before_the_keyring_swap_leaves_the_old_keys(tmp_path: Path
+                                                                          ) -> None:
+    settings = make_settings(tmp_path / "data")
+    new_secret = KekSource("passphrase", "the next operator passphrase")
+    with open_appliance(settings) as app:
+        app.ingest([_one_doc(tmp_path)])
+        keyring = Keyring(settings.data_dir)
+        real_write = keyring._write
+        Keyring._write = lambda *a, **k: (_ for _ in ()).throw(OSError("power cut"))  # type: ignore[method-assign]
+        try:
+            with pytest.raises(OSError, match="power cut"):
+                rotate_kek(app, new_secret)
+        finally:
+            Keyring._write = real_write.__func__  # type: ignore[attr-defined, method-assign]
+    assert (settings.data_dir / "audit" / "anchor.2").exists()  # written before the swap
+    with Appliance.open(settings, KEKS) as app:  # the old passphrase still opens it all
+        assert app.keys.kek_id == 1
+        assert "trimestre" in app.search("code salle serveur", mode="bm25")[0].passages[0].text
+        assert app.catalog.wrapped_deks(2) == []
+    assert not (settings.data_dir / "audit" / "anchor.2").exists()
+    with pytest.raises(SealedError):
+        Appliance.open(settings, new_secret)
+
+
+@pytest.mark.integration
+def test_a_rotation_that_dies_during_the_reindex_resumes_at_the_next_open(tmp_path: Path
+                                                                          ) -> None:
+    settings = make_settings(tmp_path / "data")
+    new_secret = KekSource("passphrase", "the next operator passphrase")
+    with open_appliance(settings) as app:
+        app.ingest([_one_doc(tmp_path)])
+        app.store.set_sparse = lambda vectors: (_ for _ in ()).throw(  # type: ignore[method-assign]
+            OSError("killed"))
+        with pytest.raises(OSError, match="killed"):
+            rotate_kek(app, new_secret)
+    assert json.loads((settings.data_dir / "keys" / "keyring.json").read_text())[
+        "reindex_pending"] is True
+    with pytest.raises(SealedError):  # the swap happened: the old passphrase is revoked
+        Appliance.open(settings, KEKS)
+    with Appliance.open(settings, new_secret) as app:
+        assert app.keys.reindex_pending is False
+        assert "trimestre" in app.search("code salle serveur", mode="bm25")[0].passages[0].text
+        assert app.catalog.wrapped_deks(1) == []
+    assert sorted(p.name for p in (settings.data_dir / "audit").glob("anchor.*")) == ["anchor.2"]
