@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import fcntl
 import getpass
+import json
 import os
 import stat
 import time
@@ -51,11 +53,15 @@ from security import (
     StoreError,
     UnsealedKeys,
     UnsealThrottle,
+    WrongSecretError,
     fingerprint,
     forbid_network,
     issue_receipt,
     make_sinks,
     sha256_hex,
+    sign,
+    verify,
+    write_atomically,
 )
 
 from ._indexer import FileOutcome, Indexer, IngestReport, Progress
@@ -98,7 +104,8 @@ class Appliance:
             lock.close()
 
     @classmethod
-    def open(cls, settings: Settings, source: KekSource, *, user: str = "") -> Appliance:
+    def open(cls, settings: Settings, source: KekSource, *, user: str = "",
+             upgrade: bool = False) -> Appliance:
         """Unseal, open the data directory (exclusively), the store and the catalog; recover.
 
         The keys stay in this object's memory only; :meth:`close` seals the appliance again.
@@ -107,37 +114,17 @@ class Appliance:
         """
         set_offline_environment()
         forbid_network(settings.security.allowed_hosts + _store_hosts(settings))
-        data = settings.data_dir
         user = user or current_user()
-        lock = _lock_data_dir(data)
-        sec = settings.security
-        throttle = UnsealThrottle(data / "keys" / "unseal-failures.json",
-                                  free_attempts=sec.unseal_free_attempts,
-                                  base_s=sec.unseal_backoff_s, cap_s=sec.unseal_backoff_cap_s)
+        lock = _lock_data_dir(settings.data_dir)
         try:
-            if source.kind != "derived":
-                throttle.check()
-            keys = Keyring(data).unseal(source)
-        except SealedError as exc:
-            # A failed unseal is security-relevant: recorded (unsigned, no secret) if a log
-            # exists, and sent to the head sinks at once; the next unseal signs a head over it.
-            if exc.message.startswith("Wrong passphrase"):
-                with contextlib.suppress(OSError):
-                    throttle.failed()
-            if (data / "audit").is_dir():
-                with contextlib.suppress(AuditError, GreffierError):
-                    AuditLog(data / "audit", None, None,
-                             sinks=make_sinks(settings.audit.head_sinks)).append(
-                        "unseal.failed", user, {"kek": sec.kek, "reason": exc.message})
-            lock.close()
-            raise
+            keys = unseal_keys(settings, source, user, upgrade=upgrade)
         except Exception:
             lock.close()
             raise
         try:
-            throttle.succeeded()
             audit = _audit_log(settings, keys)
-            audit.append("unseal", user, {"kek": sec.kek})
+            audit.append("unseal", user, {"kek": settings.security.kek,
+                                          "head_sinks": settings.audit.head_sinks})
             audit.sign_head()  # covers any failed attempts recorded while sealed
             return cls._build(settings, keys, audit, user, lock)
         except Exception:
@@ -193,6 +180,7 @@ class Appliance:
         # A rotation interrupted after its keyring swap leaves the old generation's wraps
         # and anchor behind (one interrupted before it, the new ones): finish the job.
         catalog.drop_other_wrapped_deks(keys.kek_id)
+        _settle_certificates(data / "certificates", keys)
         current = _anchor_path(data / "audit", keys)
         for stale in (data / "audit").glob("anchor.*"):
             if stale != current and not stale.name.endswith(".tmp"):
@@ -301,7 +289,7 @@ class Appliance:
                       "embedder": ident.name, "embedder_sha256": ident.weights_sha256},
             "prompt_template": answer.template_version,
             "sampling": dataclasses.asdict(answer.sampling),
-            "answer_sha256": sha256_hex(answer.text), "refused": answer.refused,
+            "answer_hmac": self.audit.question_hash(answer.text), "refused": answer.refused,
             "degraded": answer.degraded,
             "citations": [c.number for c in answer.citations if c.valid],
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -360,6 +348,51 @@ class Appliance:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def unseal_keys(settings: Settings, source: KekSource, user: str, *,
+                upgrade: bool = False) -> UnsealedKeys:
+    """The one way to unseal, for opening and for checks alike (the caller holds the data
+    directory's lock): throttled, and every failure is recorded in the audit log (unsigned,
+    no secret) and sent to the head sinks at once; the next unseal signs a head over it."""
+    data = settings.data_dir
+    sec = settings.security
+    throttle = UnsealThrottle(data / "keys" / "unseal-failures.json",
+                              free_attempts=sec.unseal_free_attempts,
+                              base_s=sec.unseal_backoff_s, cap_s=sec.unseal_backoff_cap_s)
+    try:
+        if source.kind != "derived":
+            throttle.check()
+        keys = Keyring(data).unseal(source, upgrade=upgrade)
+    except SealedError as exc:
+        if isinstance(exc, WrongSecretError):
+            with contextlib.suppress(OSError):
+                throttle.failed()
+        if (data / "audit").is_dir():
+            with contextlib.suppress(GreffierError, OSError):
+                AuditLog(data / "audit", None, None,
+                         sinks=make_sinks(settings.audit.head_sinks)).append(
+                    "unseal.failed", user, {"kek": sec.kek, "reason": exc.message})
+        raise
+    throttle.succeeded()
+    return keys
+
+
+def check_keys_and_log(settings: Settings, source: KekSource, user: str) -> UnsealedKeys:
+    """For the verify commands when a secret is at hand: unseal (throttled, audited),
+    authenticate the keyring, and check the audit log against its anchor and the sinks
+    exactly as opening would, without writing anything else. The caller closes the keys."""
+    lock = _lock_data_dir(settings.data_dir)
+    try:
+        keys = unseal_keys(settings, source, user)
+        try:
+            _audit_log(settings, keys)
+        except Exception:
+            keys.close()
+            raise
+        return keys
+    finally:
+        lock.close()
 
 
 def _audit_log(settings: Settings, keys: UnsealedKeys) -> AuditLog:
@@ -448,9 +481,12 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
         app.catalog.add_wrapped_deks(
             new.kek_id, [(h, new.wrap_dek(h, old.unwrap_dek(h, blob))) for h, blob in rows])
         Anchor(_anchor_path(folder, new), new.wrapper).save(head)
+        _resign_certificates(app.settings.data_dir / "certificates", old, new)
 
     old = app.keys
-    app.keys = keyring.rotate(old, new_source, rewrap, audit_from=app.audit.size)
+    app.keys = keyring.rotate(old, new_source, rewrap, audit_from=app.audit.size,
+                              last_head=head)
+    _settle_certificates(app.settings.data_dir / "certificates", app.keys)
     _anchor_path(folder, old).unlink(missing_ok=True)
     old.close()
     app.catalog.drop_other_wrapped_deks(app.keys.kek_id)
@@ -460,6 +496,32 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
         "kek_id": app.keys.kek_id, "signing_key": fingerprint(app.keys.public_key)})
     reindex_pending(app)
     return len(rows)
+
+
+def _resign_certificates(folder: Path, old: UnsealedKeys, new: UnsealedKeys) -> int:
+    """The retired key is trusted for old tree heads only, and certificates carry no tree
+    size: before the keyring swap, each certificate this appliance signed gets a copy signed
+    by the new key (``<id>.json.next``); :func:`_settle_certificates` puts them in place."""
+    count = 0
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        document = json.loads(path.read_text())
+        if not verify(document, old.public_key):
+            continue  # not ours, or altered: left as it is, and it will not verify
+        document["appliance_public_key"] = base64.b64encode(new.public_key).decode()
+        write_atomically(path.with_name(path.name + ".next"),
+                         json.dumps(sign(document, new.signing_key), indent=2).encode())
+        count += 1
+    return count
+
+
+def _settle_certificates(folder: Path, keys: UnsealedKeys) -> None:
+    """After a rotation (or a crash in one): copies signed by the key now in force replace
+    the originals; copies signed by a key that never came into force are dropped."""
+    for copy in sorted(folder.glob("*.json.next")) if folder.is_dir() else []:
+        if verify(json.loads(copy.read_text()), keys.public_key):
+            copy.replace(copy.with_name(copy.name.removesuffix(".next")))
+        else:
+            copy.unlink()
 
 
 def reindex_pending(app: Appliance) -> int:
@@ -481,5 +543,8 @@ def reindex_pending(app: Appliance) -> int:
 
 
 def current_user() -> str:
-    """Who runs this command: the sudo caller if any, else the login name."""
-    return os.environ.get("SUDO_USER") or getpass.getuser()
+    """Who runs this command: the sudo caller if any, else the login name (undecodable
+    bytes and control characters replaced: the name goes into the audit log)."""
+    name = os.environ.get("SUDO_USER") or getpass.getuser()
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)[:128]

@@ -4,7 +4,17 @@ Formats are specified in FORMAT.md beside this file.
 """
 
 from ._aead import AuthenticationError
-from ._audit import AuditError, AuditLog, VerifyReport, extends, scan_log, verify_log
+from ._audit import (
+    AuditError,
+    AuditLog,
+    VerifyReport,
+    check_witnesses,
+    extends,
+    read_lines,
+    scan_log,
+    unexpected_tail,
+    verify_log,
+)
 from ._cipher import ContentCipher, DekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
@@ -21,6 +31,7 @@ from ._errors import (
     StoreError,
     SuspiciousArchiveError,
     UnsupportedFormatError,
+    WrongSecretError,
 )
 from ._hashing import sha256_file, sha256_text
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
@@ -29,9 +40,18 @@ from ._receipt import issue_receipt, sha256_hex, verify_receipt
 from ._session import load as held_secret
 from ._session import revoke as drop_secret
 from ._session import store as hold_secret
-from ._signing import fingerprint, sign, verify
+from ._signing import TrustedKeys, fingerprint, sign, verify
 from ._throttle import UnsealThrottle
-from ._witness import Anchor, AnchorError, FileSink, HeadSink, heads_in, last_head, make_sinks
+from ._witness import (
+    Anchor,
+    AnchorError,
+    FileSink,
+    HeadSink,
+    last_head,
+    make_sinks,
+    witnessed_in,
+    write_atomically,
+)
 
 __all__ = [
     "Anchor",
@@ -61,29 +81,35 @@ __all__ = [
     "SealedError",
     "StoreError",
     "SuspiciousArchiveError",
+    "TrustedKeys",
     "UnsealThrottle",
     "UnsealedKeys",
     "UnsupportedFormatError",
     "VerifyReport",
+    "WrongSecretError",
     "allow_network",
     "blocked_attempts",
     "chain_keys",
+    "check_witnesses",
     "drop_secret",
     "extends",
     "fingerprint",
     "forbid_network",
-    "heads_in",
     "held_secret",
     "hold_secret",
     "issue_receipt",
     "last_head",
     "make_sinks",
+    "read_lines",
     "scan_log",
     "sha256_file",
     "sha256_hex",
     "sha256_text",
     "sign",
+    "unexpected_tail",
     "verify",
     "verify_log",
     "verify_receipt",
+    "witnessed_in",
+    "write_atomically",
 ]

@@ -30,7 +30,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import _aead, _merkle
 from ._errors import GreffierError
-from ._signing import fingerprint, sign, verify
+from ._signing import TrustedKeys, fingerprint, sign
 from ._witness import Anchor, AnchorError, HeadSink
 
 _RESTORE = "Restore audit/ from backup and check it with `greffier audit verify`."
@@ -57,6 +57,38 @@ def entry_bytes(entry: dict[str, Any]) -> bytes:
 
 def audit_aad(index: int) -> bytes:
     return f"greffier/v1/audit/{index}".encode()
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a log file, split on newlines only (a JSON string may hold U+2028)."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return text[:-1].split("\n") if text.endswith("\n") else text.split("\n") if text else []
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def parse_line(line: str) -> dict[str, Any]:
+    """One log or head line, exactly as written: canonical JSON, no duplicate keys (a line
+    that parses to the same entry but reads differently to grep is refused)."""
+    try:
+        document = json.loads(line, object_pairs_hook=_no_duplicates)
+        if not isinstance(document, dict) or line.encode() != entry_bytes(document):
+            raise ValueError("not canonical")
+    except (RecursionError, UnicodeError) as exc:
+        raise ValueError(str(exc)) from exc
+    return document
+
+
+# What a sealed appliance may append (a failed unseal); anything else after the last signed
+# head was written by someone without the keys.
+SEALED_EVENTS = {"unseal.failed": {"kek", "reason"}}
 
 
 def _now() -> str:
@@ -75,6 +107,7 @@ class VerifyReport:
     signers: tuple[str, ...] = ()  # fingerprints of the keys that signed the heads
     roots: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
     leaves: list[bytes] = field(default_factory=list, repr=False, compare=False)
+    tail: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
 
 def _fail(entries: int, heads: int, problem: str, bad: int | None = None) -> VerifyReport:
@@ -82,33 +115,32 @@ def _fail(entries: int, heads: int, problem: str, bad: int | None = None) -> Ver
 
 
 def scan_log(log_lines: Sequence[str], head_lines: Sequence[str],
-             public_keys: bytes | Sequence[bytes], *, extra_sizes: Sequence[int] = ()
-             ) -> VerifyReport:
+             public_keys: bytes | Sequence[bytes] | TrustedKeys, *,
+             extra_sizes: Sequence[int] = ()) -> VerifyReport:
     """Check a whole log in one pass: indices, hash chain, every signed head. Names the
     first bad entry. ``extra_sizes``: tree sizes whose roots the caller wants (in
     ``report.roots``), for the anchor and for ``--since``."""
-    keys = [public_keys] if isinstance(public_keys, bytes) else list(public_keys)
+    keys = TrustedKeys.of(public_keys)
     heads: list[dict[str, Any]] = []
     for number, line in enumerate(head_lines):
         try:
-            head = json.loads(line)
-            int(head["tree_size"])
-            str(head["root"])
-        except (ValueError, KeyError, TypeError):
+            head = parse_line(line)
+            if not isinstance(head["tree_size"], int) or not isinstance(head["root"], str):
+                raise ValueError("bad field types")
+        except (ValueError, KeyError):
             return _fail(0, number, f"signed tree head {number} is not a valid head line")
         heads.append(head)
     wanted = {int(h["tree_size"]) for h in heads} | set(extra_sizes)
     frontier = _merkle.Frontier()
     roots: dict[int, bytes] = {0: frontier.root()} if 0 in wanted else {}
     leaves: list[bytes] = []
-    events: list[str] = []
+    events: list[dict[str, Any]] = []
     for position, line in enumerate(log_lines):
         try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict):
-                raise ValueError
+            entry = parse_line(line)
         except ValueError:
-            return _fail(position, 0, f"entry {position} is not valid JSON", position)
+            return _fail(position, 0, f"entry {position} is not a canonical JSON entry "
+                         "(altered, or written by other software)", position)
         if entry.get("index") != position:
             return _fail(position, 0, f"entry {position} carries index {entry.get('index')}: "
                          "an entry was deleted, inserted or moved here", position)
@@ -116,9 +148,9 @@ def scan_log(log_lines: Sequence[str], head_lines: Sequence[str],
         if entry.get("prev") != expected_prev:
             return _fail(position, 0, f"entry {position - 1} was altered (entry {position} "
                          "no longer links to it)", position - 1)
-        leaf = _merkle.leaf_hash(entry_bytes(entry))
+        leaf = _merkle.leaf_hash(line.encode())
         leaves.append(leaf)
-        events.append(str(entry.get("event")))
+        events.append(entry)
         frontier.append(leaf)
         if frontier.size in wanted:
             roots[frontier.size] = frontier.root()
@@ -126,10 +158,10 @@ def scan_log(log_lines: Sequence[str], head_lines: Sequence[str],
     last = 0
     for number, head in enumerate(heads):
         size = int(head["tree_size"])
-        signer = next((k for k in keys if verify(head, k)), None)
+        signer = keys.signer(head, size)
         if signer is None:
             return _fail(len(leaves), number, f"signed tree head {number} has a bad signature "
-                         "(or was signed by a key this verifier does not trust)")
+                         "(or was signed by a key this verifier does not trust for it)")
         if size < last:
             return _fail(len(leaves), number, f"signed tree head {number} covers {size} "
                          f"entries, fewer than an earlier head ({last}): heads were rolled "
@@ -148,13 +180,59 @@ def scan_log(log_lines: Sequence[str], head_lines: Sequence[str],
     ok = bool(heads) or not leaves
     problem = "" if ok else ("no signed tree head covers the log: it cannot be told from a "
                              "forgery")
+    tail = events[last:]
     return VerifyReport(ok, len(leaves), len(heads), problem, signed_size=last,
-                        unsigned_events=tuple(events[last:]), signers=tuple(signers),
-                        roots=roots, leaves=leaves)
+                        unsigned_events=tuple(str(e.get("event")) for e in tail),
+                        signers=tuple(signers), roots=roots, leaves=leaves,
+                        tail=tuple(tail))
+
+
+def unexpected_tail(report: VerifyReport, mac_ok: Callable[[dict[str, Any]], bool]) -> str:
+    """Why an entry after the last signed head was not written by this appliance (empty
+    when all were): either it carries a valid MAC under the audit key (written unsealed,
+    before a crash left it unsigned), or it is a failed unseal of its exact shape (written
+    sealed)."""
+    for entry in report.tail:
+        if "mac" in entry and mac_ok(entry):
+            continue
+        allowed = SEALED_EVENTS.get(str(entry.get("event")))
+        details = entry.get("details")
+        if (allowed is None or "sealed" in entry or "mac" in entry
+                or not isinstance(details, dict) or set(details) != allowed):
+            return (f"entry {entry.get('index')} ({entry.get('event')!r}) follows the last "
+                    "signed head but is not what a sealed appliance writes: it was added "
+                    "without the keys")
+    return ""
+
+
+def check_witnesses(report: VerifyReport, witnessed: Sequence[dict[str, Any]],
+                    keys: TrustedKeys) -> tuple[bool, str]:
+    """Check the log against copies kept outside (a sink's lines, an auditor's heads):
+    every head must be signed and be a prefix of the log, every entry copy must match the
+    entry at its index. ``report`` must carry the roots of the heads' sizes."""
+    heads = 0
+    for document in witnessed:
+        if document.get("kind") == "entry":
+            index = document.get("index")
+            entry = {k: v for k, v in document.items() if k != "kind"}
+            if (not isinstance(index, int) or not 0 <= index < report.entries
+                    or _merkle.leaf_hash(entry_bytes(entry)) != report.leaves[index]):
+                return False, (f"entry {index} differs from (or is missing against) the copy "
+                               "sent outside when it was written")
+            continue
+        head = {k: v for k, v in document.items() if k != "kind"}
+        size = head.get("tree_size")
+        if not isinstance(size, int) or keys.signer(head, size) is None:
+            return False, "a head kept outside is not signed by a trusted key"
+        grew, why = extends(report, head)
+        if not grew:
+            return False, f"{why} (head of {size} entries at {head.get('time')})"
+        heads += 1
+    return True, f"{heads} heads and {len(witnessed) - heads} entries kept outside match"
 
 
 def verify_log(log_lines: Sequence[str], head_lines: Sequence[str],
-               public_keys: bytes | Sequence[bytes]) -> VerifyReport:
+               public_keys: bytes | Sequence[bytes] | TrustedKeys) -> VerifyReport:
     """Check a whole log: indices, hash chain, every signed head. Names the first bad entry."""
     return scan_log(log_lines, head_lines, public_keys)
 
@@ -184,13 +262,22 @@ def question_key(audit_key: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, None, b"greffier/v1/audit/question-mac").derive(audit_key)
 
 
+def entry_mac(audit_key: bytes, entry: dict[str, Any]) -> str:
+    """HMAC-SHA-256 of an entry (without its ``mac``) under a key derived from the audit
+    key: entries written by the unsealed appliance but not yet under a signed head (a
+    crash) can be told from entries added by someone without the keys."""
+    key = HKDF(hashes.SHA256(), 32, None, b"greffier/v1/audit/entry-mac").derive(audit_key)
+    body = entry_bytes({k: v for k, v in entry.items() if k != "mac"})
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
 class AuditLog:
     """One appliance's audit log. Single writer (the process holding the data directory)."""
 
     def __init__(self, folder: Path, audit_keys: Sequence[tuple[int, bytes]] | None,
                  signing_key: Ed25519PrivateKey | None, *, head_every: int = 64,
                  anchor: Anchor | None = None, sinks: Sequence[HeadSink] = (),
-                 trusted_keys: Sequence[bytes] = ()) -> None:
+                 trusted_keys: TrustedKeys | Sequence[bytes] = ()) -> None:
         """``audit_keys``: ``(first entry index, key)`` per audit-key generation, current
         last. Without keys (a sealed appliance recording a failed unseal), entries carry no
         sealed part, no head is signed and nothing is checked; the next unsealed writer
@@ -211,38 +298,36 @@ class AuditLog:
         self._last_head: dict[str, Any] | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            log_lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
-            head_lines = (self.heads_path.read_text().splitlines()
-                          if self.heads_path.exists() else [])
+            log_lines = read_lines(self.log_path)
+            head_lines = read_lines(self.heads_path)
         except (OSError, UnicodeDecodeError) as exc:
             raise AuditError(f"Cannot read the audit log in {folder}: {exc}",
                              hint=_RESTORE) from exc
         if signing_key is None:
             self._load_unchecked(log_lines)
         else:
-            self._load_checked(log_lines, head_lines, trusted_keys or [self.public_key])
+            self._load_checked(log_lines, head_lines,
+                               TrustedKeys.of(trusted_keys or self.public_key))
 
     def _load_unchecked(self, log_lines: list[str]) -> None:
-        try:
-            for line in log_lines:
-                self._push(_merkle.leaf_hash(entry_bytes(json.loads(line))))
-        except ValueError as exc:
-            raise AuditError(f"The audit log in {self.folder} is not valid JSON.",
-                             hint=_RESTORE) from exc
+        for line in log_lines:
+            self._push(_merkle.leaf_hash(line.encode()))
 
     def _load_checked(self, log_lines: list[str], head_lines: list[str],
-                      trusted: Sequence[bytes]) -> None:
+                      trusted: TrustedKeys) -> None:
         anchor = self._anchor.load() if self._anchor is not None else None
+        witnessed = [d for sink in self._sinks for d in sink.read()]
         extra = [int(anchor["tree_size"])] if anchor else []
+        extra += [d["tree_size"] for d in witnessed
+                  if d.get("kind") == "head" and isinstance(d.get("tree_size"), int)]
         report = scan_log(log_lines, head_lines, trusted, extra_sizes=extra)
-        if not report.ok and not (report.problem.startswith("no signed tree head")):
+        if not report.ok:
             raise AnchorError(f"The audit log was tampered with: {report.problem}.",
                               hint=_RESTORE)
         if anchor is not None:
-            if not verify(anchor, self.public_key) and not any(verify(anchor, k)
-                                                               for k in trusted):
+            size = anchor.get("tree_size")
+            if not isinstance(size, int) or trusted.signer(anchor, size) is None:
                 raise AnchorError("The audit anchor carries no valid signature.", hint=_RESTORE)
-            size = int(anchor["tree_size"])
             if size > report.entries:
                 raise AnchorError(
                     f"The audit log was rolled back: it was signed at {size} entries and "
@@ -258,9 +343,23 @@ class AuditLog:
         elif self._anchor is not None and self._anchor.required and report.entries:
             raise AnchorError("The audit anchor is missing while the log has entries: the "
                               "log may have been rolled back.", hint=_RESTORE)
+        problem = unexpected_tail(report, self._mac_ok)
+        if problem:
+            raise AnchorError(f"The audit log was tampered with: {problem}.", hint=_RESTORE)
+        agree, why = check_witnesses(report, witnessed, trusted)
+        if not agree:
+            raise AnchorError(f"The audit log disagrees with the copies sent to the audit "
+                              f"head sinks: {why}.", hint=_RESTORE)
         for leaf in report.leaves:
             self._push(leaf)
         self._signed_size = report.signed_size
+
+    def _mac_ok(self, entry: dict[str, Any]) -> bool:
+        index = entry.get("index")
+        keys = [key for start, key in self._audit_keys
+                if isinstance(index, int) and start <= index]
+        return bool(keys) and hmac.compare_digest(str(entry.get("mac")),
+                                                  entry_mac(keys[-1], entry))
 
     def _push(self, leaf: bytes) -> None:
         self._leaves.append(leaf)
@@ -297,6 +396,8 @@ class AuditLog:
                 sealed = _aead.seal(self._audit_keys[-1][1], json.dumps(secret).encode(),
                                     audit_aad(index))
                 entry["sealed"] = base64.b64encode(sealed).decode()
+            if self._audit_keys:
+                entry["mac"] = entry_mac(self._audit_keys[-1][1], entry)
             self._append_line(self.log_path, entry_bytes(entry) + b"\n", "the audit log")
             self._push(_merkle.leaf_hash(entry_bytes(entry)))
             if self._signing_key is None:

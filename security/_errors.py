@@ -6,6 +6,7 @@ Library errors (unstructured, Qdrant, torch) are converted at the package bounda
     GreffierError
     ├── ConfigError            settings are missing, unsafe or inconsistent
     ├── SealedError            content is locked until the appliance is unsealed (issue 4)
+    │   └── WrongSecretError   a wrong passphrase or token PIN (counted by the throttle)
     ├── NetworkForbiddenError  something tried to open a connection the appliance forbids
     ├── IngestError            one file could not be ingested (the batch goes on)
     │   ├── UnsupportedFormatError
@@ -36,6 +37,10 @@ class ConfigError(GreffierError):
 
 class SealedError(GreffierError):
     """The appliance is sealed: content cannot be read or written."""
+
+
+class WrongSecretError(SealedError):
+    """The passphrase (or the token's PIN) is wrong."""
 
 
 class NetworkForbiddenError(GreffierError):

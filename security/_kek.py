@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from . import _aead
-from ._errors import ConfigError, SealedError
+from ._errors import ConfigError, SealedError, WrongSecretError
 
 
 class KeyWrapper(Protocol):
@@ -85,6 +85,10 @@ class Pkcs11KEK:
             lib = pkcs11.lib(module)
             token = lib.get_token(token_label=token_label)
             self._session: Any = token.open(user_pin=pin, rw=True)
+        except pkcs11.PinIncorrect as exc:
+            raise WrongSecretError(f"Wrong PIN for the PKCS#11 token {token_label!r}: the "
+                                   "appliance stays sealed.",
+                                   hint="Try again with the token's user PIN.") from exc
         except Exception as exc:
             raise SealedError(f"Cannot open the PKCS#11 token {token_label!r}: "
                               f"{type(exc).__name__} {exc}",

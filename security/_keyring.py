@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import _aead
-from ._errors import ConfigError, SealedError
+from ._errors import ConfigError, SealedError, WrongSecretError
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
-from ._signing import fingerprint, sign, verify
+from ._signing import TrustedKeys, fingerprint, sign, verify
 from ._witness import write_atomically
 
 KekKind = Literal["passphrase", "pkcs11"]
@@ -101,7 +101,7 @@ class UnsealedKeys:
         return self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     @property
-    def trusted_keys(self) -> list[bytes]:
+    def trusted_keys(self) -> TrustedKeys:
         """Every signing key this appliance has had, oldest first (heads and receipts signed
         before a rotation stay verifiable)."""
         return chain_keys(self.signing_chain, self.public_key)
@@ -119,36 +119,46 @@ class UnsealedKeys:
         return self.wrapper.unwrap(blob, dek_label(content_hash))
 
 
-def rotation_statement(old: Ed25519PrivateKey, new_public: bytes) -> dict[str, Any]:
-    """The old signing key vouches for the new one."""
+def rotation_statement(old: Ed25519PrivateKey, new_public: bytes, head: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """The old signing key vouches for the new one, and retires itself after ``head``: it
+    is trusted for tree heads of at most that size, so a copy of it cannot sign history."""
     return sign({"format": "greffier-key-rotation", "version": 1,
                  "previous_key": _b64(old.public_key().public_bytes_raw()),
-                 "next_key": _b64(new_public), "time": _now()}, old)
+                 "next_key": _b64(new_public), "time": _now(),
+                 "tree_size": int(head["tree_size"]), "root": str(head["root"])}, old)
 
 
 def chain_keys(chain: list[dict[str, Any]], current: bytes, pinned: str | None = None
-               ) -> list[bytes]:
+               ) -> TrustedKeys:
     """Follow the rotation statements from the first key (or from the ``pinned``
-    fingerprint) to ``current``; every link must be signed by the key before it."""
-    keys = [_unb64(chain[0]["previous_key"])] if chain else [current]
-    for number, statement in enumerate(chain):
-        previous = _unb64(str(statement.get("previous_key", "")))
-        if previous != keys[-1] or not verify(statement, previous):
-            raise ConfigError(f"The keyring's signing-key chain is broken at link {number}.",
-                              hint=_RESTORE)
-        keys.append(_unb64(str(statement["next_key"])))
-    if keys[-1] != current:
+    fingerprint) to ``current``; every link must be signed by the key before it. Each
+    retired key is trusted up to the tree size its statement names."""
+    broken = ConfigError("The keyring's signing-key chain is broken.", hint=_RESTORE)
+    try:
+        keys: list[tuple[bytes, int | None]] = []
+        previous = _unb64(str(chain[0]["previous_key"])) if chain else current
+        for statement in chain:
+            if (not isinstance(statement, dict) or _unb64(str(statement["previous_key"]))
+                    != previous or not verify(statement, previous)):
+                raise broken
+            keys.append((previous, int(statement["tree_size"])))
+            previous = _unb64(str(statement["next_key"]))
+        keys.append((previous, None))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise broken from exc
+    if previous != current:
         raise ConfigError("The keyring's signing-key chain does not end at its current key.",
                           hint=_RESTORE)
     if pinned is not None:
-        prints = [fingerprint(k) for k in keys]
+        prints = [fingerprint(k) for k, _ in keys]
         if pinned not in prints:
             raise ConfigError(
                 f"The signing key {pinned} is not in this keyring's chain (it has "
                 f"{', '.join(prints)}): the keyring was replaced, or this is another "
                 "appliance.", hint="Compare with the fingerprint printed at `greffier init`.")
         keys = keys[prints.index(pinned):]
-    return keys
+    return TrustedKeys(keys)
 
 
 class Keyring:
@@ -220,18 +230,24 @@ class Keyring:
     def kind(self) -> str:
         return str(self._read()["kek"]["kind"])
 
-    def unseal(self, source: KekSource) -> UnsealedKeys:
+    def unseal(self, source: KekSource, *, upgrade: bool = False) -> UnsealedKeys:
         """Open the keyring with the KEK and authenticate all of it.
 
         A version-2 keyring carries a MAC (a hash of all its fields wrapped under the KEK):
         a swapped public key, a shortened signing chain or any other edit is refused. A
-        version-1 keyring (before the MAC) is upgraded in place at its first unseal."""
+        version-1 keyring (before the MAC) opens only with ``upgrade`` (``greffier keys
+        upgrade``): it is then rewritten as version 2, its unauthenticated fields ignored."""
         data = self._read()
+        if data["version"] != VERSION and not upgrade:
+            raise ConfigError(f"{self.path} is a version-1 keyring (no MAC): it must be "
+                              "upgraded once, on purpose.",
+                              hint="If you did not restore an old keyring, run `greffier keys "
+                              "upgrade`; if you did not expect this, restore from backup.")
         try:
             wrapper = self._wrapper(data["kek"], source, create=False)
             check = wrapper.unwrap(_unb64(data["check"]), _CHECK)
         except _aead.AuthenticationError as exc:
-            raise SealedError("Wrong passphrase (or wrong token key): the appliance stays "
+            raise WrongSecretError("Wrong passphrase (or wrong token key): the appliance stays "
                               "sealed.", hint="Try again with the operator passphrase.") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{self.path} is damaged (field {exc}).", hint=_RESTORE) from exc
@@ -253,15 +269,16 @@ class Keyring:
             raise SealedError(f"{self.path} was altered or is damaged: it fails "
                               "authentication under the KEK.", hint=_RESTORE) from exc
         signing = Ed25519PrivateKey.from_private_bytes(seed)
+        v2 = data["version"] == VERSION  # a version-1 file's other fields are not authenticated
         keys = UnsealedKeys(wrapper, index_key, audit[-1][1], signing,
-                            int(data.get("kek_id", 1)), earlier_audit_keys=audit[:-1],
-                            audit_from=audit[-1][0],
-                            signing_chain=list(data.get("signing_chain", [])),
-                            reindex_pending=bool(data.get("reindex_pending", False)))
+                            int(data.get("kek_id", 1)) if v2 else 1,
+                            earlier_audit_keys=audit[:-1], audit_from=audit[-1][0],
+                            signing_chain=list(data.get("signing_chain", [])) if v2 else [],
+                            reindex_pending=bool(data.get("reindex_pending")) and v2)
         if _unb64(data["signing_public_key"]) != keys.public_key:
             raise SealedError(f"{self.path} names a signing public key that is not its own.",
                               hint=_RESTORE)
-        if data["version"] != VERSION:
+        if not v2:
             keys.upgraded = True
             self._write(data["kek"], keys, created_at=data["created_at"],
                         rotated_at=data.get("rotated_at"))
@@ -275,14 +292,14 @@ class Keyring:
     def signing_chain(self) -> list[dict[str, Any]]:
         return list(self._read().get("signing_chain", []))
 
-    def trusted_keys(self, pinned: str | None = None) -> list[bytes]:
+    def trusted_keys(self, pinned: str | None = None) -> TrustedKeys:
         """Every signing key of this appliance, oldest first, from ``pinned`` on if given."""
         data = self._read()
         return chain_keys(list(data.get("signing_chain", [])),
                           _unb64(data["signing_public_key"]), pinned)
 
     def rotate(self, old: UnsealedKeys, new_source: KekSource, rewrap: Any = None, *,
-               audit_from: int = 0) -> UnsealedKeys:
+               audit_from: int = 0, last_head: dict[str, Any] | None = None) -> UnsealedKeys:
         """A new KEK *and* new signing, audit and index keys, crash-safely.
 
         An old passphrase with an old copy of the keyring then yields only old keys: it
@@ -301,7 +318,8 @@ class Keyring:
         meta = self._kek_meta(new_source)
         wrapper = self._wrapper(meta, new_source, create=True)
         signing = Ed25519PrivateKey.generate()
-        statement = rotation_statement(old.signing_key, signing.public_key().public_bytes_raw())
+        statement = rotation_statement(old.signing_key, signing.public_key().public_bytes_raw(),
+                                       last_head or {"tree_size": audit_from, "root": ""})
         new = UnsealedKeys(wrapper, _aead.new_key(), _aead.new_key(), signing, old.kek_id + 1,
                            earlier_audit_keys=list(old.audit_keys), audit_from=audit_from,
                            signing_chain=[*old.signing_chain, statement],

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _merkle
 from ._audit import AuditLog
-from ._signing import sign, verify
+from ._signing import TrustedKeys, sign
 
 
 def sha256_hex(text: str) -> str:
@@ -33,19 +33,26 @@ def issue_receipt(audit: AuditLog, entry_index: int, body: dict[str, Any],
     return sign(receipt, signing_key)
 
 
-def verify_receipt(receipt: dict[str, Any], public_keys: bytes | Sequence[bytes]
+def verify_receipt(receipt: dict[str, Any], public_keys: bytes | Sequence[bytes] | TrustedKeys
                    ) -> tuple[bool, str]:
-    """Check a receipt offline against the appliance's key (or any key of its chain)."""
-    keys = [public_keys] if isinstance(public_keys, bytes) else list(public_keys)
-    if not isinstance(receipt, dict) or not any(verify(receipt, k) for k in keys):
+    """Check a receipt offline against the appliance's key (or a key of its chain, within
+    the tree sizes that key signed)."""
+    keys = TrustedKeys.of(public_keys)
+    if not isinstance(receipt, dict) or receipt.get("format") != "greffier-receipt":
+        return False, "this is not a Greffier receipt"
+    audit = receipt.get("audit")
+    head = audit.get("tree_head") if isinstance(audit, dict) else None
+    if not isinstance(audit, dict) or not isinstance(head, dict) or not isinstance(
+            head.get("tree_size"), int):
+        return False, "the receipt's audit section is malformed"
+    size = head["tree_size"]
+    if keys.signer(receipt, size) is None:
         return False, "the receipt's signature does not match"
-    audit = receipt.get("audit") or {}
-    head = audit.get("tree_head") or {}
-    if not any(verify(head, k) for k in keys):
+    if keys.signer(head, size) is None:
         return False, "the tree head's signature does not match"
     try:
         ok = _merkle.verify_inclusion(
-            bytes.fromhex(audit["leaf_hash"]), int(audit["index"]), int(head["tree_size"]),
+            bytes.fromhex(audit["leaf_hash"]), int(audit["index"]), size,
             [bytes.fromhex(h) for h in audit["inclusion_proof"]], bytes.fromhex(head["root"]))
     except (KeyError, TypeError, ValueError):
         return False, "the receipt's audit section is malformed"

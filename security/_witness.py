@@ -94,12 +94,21 @@ class HeadSink(Protocol):
 
     def emit(self, kind: str, document: dict[str, Any]) -> None: ...
 
+    def read(self) -> list[dict[str, Any]]:
+        """What was sent, when this machine can read it back (else nothing)."""
+
 
 class FileSink:
-    """Appends to a file, ideally on another mount or a write-once medium."""
+    """Appends to a file, ideally on another mount or a write-once medium. Read back at
+    every unseal: the log must agree with every line of it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return witnessed_in(self.path)
 
     def emit(self, kind: str, document: dict[str, Any]) -> None:
         line = canonical_line({"kind": kind, **document}) + b"\n"
@@ -113,6 +122,9 @@ class FileSink:
 
 class SyslogSink:
     """Sends to the local syslog (journald on systemd), facility AUTHPRIV."""
+
+    def read(self) -> list[dict[str, Any]]:
+        return []  # journald is read by the auditor, with `greffier audit verify --since`
 
     def emit(self, kind: str, document: dict[str, Any]) -> None:
         syslog.openlog("greffier-audit", 0, syslog.LOG_AUTHPRIV)
@@ -136,25 +148,37 @@ def make_sinks(targets: list[str]) -> list[HeadSink]:
 
 def last_head(path: Path) -> dict[str, Any]:
     """The last signed head in a file: a head as JSON, a heads.jsonl, or a sink's file."""
-    return heads_in(path)[-1]
-
-
-def heads_in(path: Path) -> list[dict[str, Any]]:
-    """Every signed head in a file: a head as JSON, a heads.jsonl, or a sink's file."""
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError as exc:
-        raise GreffierError(f"Cannot read {path}: {exc.strerror}.",
-                            hint="Give a file holding a signed tree head.") from exc
-    try:
-        documents = [json.loads(line) for line in lines] if len(lines) > 1 else [
-            json.loads(path.read_text())]
-    except ValueError as exc:
-        raise GreffierError(f"{path} is not JSON.",
-                            hint="Give a signed tree head (one JSON object per line).") from exc
-    heads = [d for d in documents if isinstance(d, dict) and "tree_size" in d
-             and d.get("kind", "head") == "head"]
+    heads = [d for d in witnessed_in(path) if d.get("kind") == "head"]
     if not heads:
         raise GreffierError(f"{path} holds no signed tree head.",
                             hint="Give a heads.jsonl, a sink file or one head as JSON.")
-    return [{k: v for k, v in head.items() if k != "kind"} for head in heads]
+    return {k: v for k, v in heads[-1].items() if k != "kind"}
+
+
+def witnessed_in(path: Path) -> list[dict[str, Any]]:
+    """Every head and entry kept in a file outside the log, each marked with its ``kind``:
+    one head as JSON, a heads.jsonl, or a sink's file (whose lines carry their kind)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GreffierError(f"Cannot read {path}: {exc}.",
+                            hint="Give a file holding signed tree heads.") from exc
+    lines = [line for line in text.split("\n") if line.strip()]
+    try:
+        documents = [json.loads(line) for line in lines] if len(lines) > 1 else [
+            json.loads(text)]
+    except (ValueError, RecursionError) as exc:
+        raise GreffierError(f"{path} is not JSON lines.",
+                            hint="Give a heads.jsonl, a sink file or one head as JSON.") from exc
+    out = []
+    for document in documents:
+        if not isinstance(document, dict):
+            raise GreffierError(f"{path} holds something that is not a head or an entry.",
+                                hint="Give a heads.jsonl, a sink file or one head as JSON.")
+        kind = document.get("kind", "head")
+        if kind not in ("head", "entry") or (kind == "head" and not isinstance(
+                document.get("tree_size"), int)):
+            raise GreffierError(f"{path} holds a line that is neither a signed head nor an "
+                                "audit entry.", hint="Give the sink's file as it was written.")
+        out.append({**document, "kind": kind})
+    return out
