@@ -470,6 +470,11 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
     the new index key. Crash-safe: the audit anchor for the new KEK is written before the
     keyring is swapped, and an interrupted re-index resumes at the next open.
     """
+    if new_source.kind == "pkcs11":
+        raise ConfigError(
+            "Rotating to a PKCS#11 KEK is not supported yet: the token session is already "
+            "open, and the new key would need its own label and the old one destroyed.",
+            hint="Rotate to a new passphrase (GREFFIER_NEW_PASSPHRASE_FILE) for now.")
     keyring = Keyring(app.settings.data_dir)
     rows = app.catalog.wrapped_deks(app.keys.kek_id)
     app.audit.append("keys.rotate.begin", app.user, {"kek": new_source.kind,

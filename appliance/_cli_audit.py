@@ -26,6 +26,7 @@ from security import (
     fingerprint,
     read_lines,
     scan_log,
+    verify,
     verify_receipt,
     witnessed_in,
 )
@@ -233,14 +234,42 @@ def verify_certificate(ctx: click.Context, certificate: Path, public_key: str | 
     if document.get("format") != "greffier-erasure-certificate":
         _echo("INVALID: this is not an erasure certificate.", err=True)
         sys.exit(1)
-    if _trusted(ctx, public_key, pinned).signer(document) is None:
-        _echo("INVALID: the signature does not match the appliance's key.", err=True)
-        sys.exit(1)
+    keys = _trusted(ctx, public_key, pinned)
+    if keys.signer(document) is None:
+        confirmed, why = _retired_but_logged(load_settings(ctx.obj), document, keys)
+        if not confirmed:
+            _echo(f"INVALID: {why}", err=True)
+            sys.exit(1)
+        _echo(why)
     _echo(f"valid: content {document.get('content_sha256')} erased at "
           f"{document.get('erased_at')} by {document.get('erased_by')}")
     if "complete" in document:
         _echo("complete: no erased byte found in the data directory" if
               document["complete"] else f"INCOMPLETE: {_incompleteness(document)}")
+
+
+def _retired_but_logged(settings: Settings, certificate: dict[str, Any], keys: TrustedKeys
+                        ) -> tuple[bool, str]:
+    """A certificate signed before a key rotation: valid if a retired key of the chain
+    signed it *and* this appliance's verified audit log recorded its erasure while that
+    key was in force (a kept copy of the old key cannot make the log say so)."""
+    bad = "the signature does not match the appliance's current key"
+    for key, until in keys.keys:
+        if until is None or not verify(certificate, key):
+            continue
+        folder = settings.data_dir / "audit"
+        report = scan_log(read_lines(folder / "log.jsonl"), read_lines(folder / "heads.jsonl"),
+                          keys)
+        if not report.ok:
+            return False, f"{bad}, and the audit log does not verify: {report.problem}"
+        for entry in report.documents[:until]:
+            if (entry.get("event") == "erase.begin" and isinstance(entry.get("details"), dict)
+                    and entry["details"].get("certificate_id")
+                    == certificate.get("certificate_id")):
+                return True, (f"signed by the retired key {fingerprint(key)}, confirmed by "
+                              f"audit entry {entry['index']} (before its retirement)")
+        return False, f"{bad}, and no erasure in the audit log matches it"
+    return False, bad
 
 
 def _json_file(path: Path, what: str) -> dict[str, Any]:

@@ -108,6 +108,7 @@ class VerifyReport:
     roots: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
     leaves: list[bytes] = field(default_factory=list, repr=False, compare=False)
     tail: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
+    documents: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
 
 def _fail(entries: int, heads: int, problem: str, bad: int | None = None) -> VerifyReport:
@@ -184,7 +185,7 @@ def scan_log(log_lines: Sequence[str], head_lines: Sequence[str],
     return VerifyReport(ok, len(leaves), len(heads), problem, signed_size=last,
                         unsigned_events=tuple(str(e.get("event")) for e in tail),
                         signers=tuple(signers), roots=roots, leaves=leaves,
-                        tail=tuple(tail))
+                        tail=tuple(tail), documents=tuple(events))
 
 
 def unexpected_tail(report: VerifyReport, mac_ok: Callable[[dict[str, Any]], bool]) -> str:
