@@ -21,6 +21,7 @@ from security import (
     ConfigError,
     Keyring,
     TrustedKeys,
+    VerifyReport,
     chain_keys,
     check_witnesses,
     fingerprint,
@@ -205,14 +206,19 @@ def receipt_verify(ctx: click.Context, file: Path, public_key: str | None,
           f"{document.get('time')}, audit entry {document['audit']['index']}")
 
 
+def _local_report(settings: Settings, keys: TrustedKeys, sizes: list[int] | None = None
+                  ) -> VerifyReport:
+    folder = settings.data_dir / "audit"
+    return scan_log(read_lines(folder / "log.jsonl"), read_lines(folder / "heads.jsonl"), keys,
+                    extra_sizes=sizes or [])
+
+
 def _head_in_local_log(settings: Settings, receipt: dict[str, Any], keys: TrustedKeys
                        ) -> tuple[bool, str]:
     """A receipt's head must be the appliance's own tree at that size: a forger holding an
     old key can sign a tree of his own, not this log's."""
-    folder = settings.data_dir / "audit"
     head = receipt["audit"]["tree_head"]
-    report = scan_log(read_lines(folder / "log.jsonl"), read_lines(folder / "heads.jsonl"),
-                      keys, extra_sizes=[head["tree_size"]])
+    report = _local_report(settings, keys, [head["tree_size"]])
     if not report.ok:
         return False, f"this appliance's audit log does not verify: {report.problem}"
     root = report.roots.get(head["tree_size"])
@@ -257,9 +263,7 @@ def _retired_but_logged(settings: Settings, certificate: dict[str, Any], keys: T
     for key, until in keys.keys:
         if until is None or not verify(certificate, key):
             continue
-        folder = settings.data_dir / "audit"
-        report = scan_log(read_lines(folder / "log.jsonl"), read_lines(folder / "heads.jsonl"),
-                          keys)
+        report = _local_report(settings, keys)
         if not report.ok:
             return False, f"{bad}, and the audit log does not verify: {report.problem}"
         for entry in report.documents[:until]:

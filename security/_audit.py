@@ -27,7 +27,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from . import _aead, _merkle
 from ._errors import GreffierError
 from ._signing import TrustedKeys, fingerprint, sign
-from ._witness import Anchor, AnchorError, HeadSink
+from ._witness import Anchor, AnchorError, HeadSink, append_durably
 
 _RESTORE = "Restore audit/ from backup and check it with `greffier audit verify`."
 
@@ -409,12 +408,7 @@ class AuditLog:
 
     def _append_line(self, path: Path, line: bytes, what: str) -> None:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_durably(path, line)
         except OSError as exc:
             raise AuditError(
                 f"{what.capitalize()} cannot be written ({exc.strerror or exc}); the action "

@@ -36,6 +36,16 @@ def canonical_line(document: dict[str, Any]) -> bytes:
                       ensure_ascii=False).encode()
 
 
+def append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created 0600) and fsync it before returning."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old or the new file, never half."""
     tmp = path.with_name(path.name + ".tmp")
@@ -111,13 +121,7 @@ class FileSink:
         return witnessed_in(self.path)
 
     def emit(self, kind: str, document: dict[str, Any]) -> None:
-        line = canonical_line({"kind": kind, **document}) + b"\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(self.path, canonical_line({"kind": kind, **document}) + b"\n")
 
 
 class SyslogSink:
