@@ -88,6 +88,13 @@ def main() -> None:
                   f"files ({e['disk_mb']:.0f} MB allocated) for {e['targets']} patterns: "
                   f"{e['seen_before']} seen before the erasure, {e['found_after']} found after.",
                   ""]
+    if (au := _load("audit")) is not None:
+        parts += ["## Audit log checks", "", "`python bench/audit.py --sizes 10000 100000` "
+                  "(a log of search entries with sealed questions; opening verifies every line, "
+                  "the hash chain, every signed head and the KEK-wrapped anchor, as each unseal "
+                  "does; a receipt appends an entry, signs and persists a head and builds an "
+                  "inclusion proof; verify is `greffier audit verify`'s check).", "",
+                  _machine(au), "", _table(au["rows"]), ""]
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print("wrote docs/benchmarks.md")
 

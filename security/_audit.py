@@ -258,6 +258,25 @@ def extends(report: VerifyReport, head: dict[str, Any]) -> tuple[bool, str]:
                   f"{new_size} now (consistency proof of {len(proof)} hashes verified)")
 
 
+class _Prefix(Sequence[bytes]):
+    """A view of the first ``size`` leaves, sliced without copying (the Merkle recursion
+    slices at every level: copies would make a proof O(n) again)."""
+
+    def __init__(self, leaves: list[bytes], size: int, start: int = 0) -> None:
+        self._leaves, self._start, self._size = leaves, start, size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, slice):
+            begin, end, _ = item.indices(self._size)
+            return _Prefix(self._leaves, max(0, end - begin), self._start + begin)
+        if not -self._size <= item < self._size:
+            raise IndexError(item)
+        return self._leaves[self._start + (item % self._size)]
+
+
 def question_key(audit_key: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, None, b"greffier/v1/audit/question-mac").derive(audit_key)
 
@@ -296,6 +315,7 @@ class AuditLog:
         self._frontier = _merkle.Frontier()
         self._signed_size = 0
         self._last_head: dict[str, Any] | None = None
+        self._subtrees: dict[tuple[int, int], bytes] = {}  # complete subtrees, never change
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             log_lines = read_lines(self.log_path)
@@ -460,7 +480,8 @@ class AuditLog:
         return json.loads(lines[-1]) if lines else {}
 
     def inclusion(self, index: int, size: int) -> list[str]:
-        return [h.hex() for h in _merkle.inclusion_proof(index, self._leaves[:size])]
+        leaves = _Prefix(self._leaves, size)
+        return [h.hex() for h in _merkle.inclusion_proof(index, leaves, cache=self._subtrees)]
 
     def consistency(self, old_size: int, new_size: int) -> list[str]:
         return [h.hex() for h in _merkle.consistency_proof(old_size, self._leaves[:new_size])]

@@ -22,18 +22,36 @@ def _split(n: int) -> int:
     return k
 
 
-def root(leaves: Sequence[bytes]) -> bytes:
-    """Merkle Tree Hash of leaf hashes (RFC 6962 §2.1); the empty tree hashes to SHA-256('')."""
+_CACHED = 16  # perfect subtrees of at least this many leaves are remembered
+
+
+def root(leaves: Sequence[bytes], *, cache: dict[tuple[int, int], bytes] | None = None,
+         offset: int = 0) -> bytes:
+    """Merkle Tree Hash of leaf hashes (RFC 6962 §2.1); the empty tree hashes to SHA-256('').
+
+    With a ``cache`` (for one append-only log: ``leaves`` is then the log's prefix starting
+    at ``offset``), the hashes of complete, aligned subtrees are kept: they never change as
+    the log grows, so proofs after the first cost O(log² n) hashes instead of O(n)."""
     n = len(leaves)
     if n == 0:
         return hashlib.sha256(b"").digest()
     if n == 1:
         return leaves[0]
+    key = (offset, n)
+    keep = cache is not None and n >= _CACHED and n & (n - 1) == 0
+    if keep and cache is not None and key in cache:
+        return cache[key]
     k = _split(n)
-    return node_hash(root(leaves[:k]), root(leaves[k:]))
+    value = node_hash(root(leaves[:k], cache=cache, offset=offset),
+                      root(leaves[k:], cache=cache, offset=offset + k))
+    if keep and cache is not None:
+        cache[key] = value
+    return value
 
 
-def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+def inclusion_proof(index: int, leaves: Sequence[bytes], *,
+                    cache: dict[tuple[int, int], bytes] | None = None,
+                    offset: int = 0) -> list[bytes]:
     """The audit path for leaf ``index`` in the tree of ``leaves`` (RFC 6962 §2.1.1)."""
     n = len(leaves)
     if not 0 <= index < n:
@@ -42,8 +60,10 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
         return []
     k = _split(n)
     if index < k:
-        return [*inclusion_proof(index, leaves[:k]), root(leaves[k:])]
-    return [*inclusion_proof(index - k, leaves[k:]), root(leaves[:k])]
+        return [*inclusion_proof(index, leaves[:k], cache=cache, offset=offset),
+                root(leaves[k:], cache=cache, offset=offset + k)]
+    return [*inclusion_proof(index - k, leaves[k:], cache=cache, offset=offset + k),
+            root(leaves[:k], cache=cache, offset=offset)]
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],

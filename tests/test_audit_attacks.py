@@ -615,3 +615,18 @@ def test_a_line_that_parses_the_same_but_reads_differently_is_refused() -> None:
     assert not verify_log([doubled], heads, public).ok
     spaced = line.replace(",", ", ")
     assert not verify_log([spaced], heads, public).ok
+
+
+@pytest.mark.unit
+def test_remembered_subtrees_give_the_same_proofs_as_the_log_grows() -> None:
+    from security._audit import _Prefix
+    from security._merkle import inclusion_proof, verify_inclusion
+
+    leaves = [leaf_hash(os.urandom(8)) for _ in range(300)]
+    cache: dict[tuple[int, int], bytes] = {}
+    for size in (1, 2, 17, 64, 100, 255, 256, 300):  # the same cache, a growing log
+        for index in range(0, size, 7):
+            proof = inclusion_proof(index, _Prefix(leaves, size), cache=cache)
+            assert proof == inclusion_proof(index, leaves[:size])
+            assert verify_inclusion(leaves[index], index, size, proof, root(leaves[:size]))
+    assert cache  # it did remember
