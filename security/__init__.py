@@ -4,17 +4,7 @@ Formats are specified in FORMAT.md beside this file.
 """
 
 from ._aead import AuthenticationError
-from ._audit import (
-    AuditError,
-    AuditLog,
-    VerifyReport,
-    check_witnesses,
-    extends,
-    read_lines,
-    scan_log,
-    unexpected_tail,
-    verify_log,
-)
+from ._audit import AuditError, AuditLog
 from ._cipher import ContentCipher, DekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
@@ -42,6 +32,15 @@ from ._session import revoke as drop_secret
 from ._session import store as hold_secret
 from ._signing import TrustedKeys, fingerprint, sign, verify
 from ._throttle import UnsealThrottle
+from ._verify import (
+    VerifyReport,
+    check_witnesses,
+    extends,
+    read_lines,
+    scan_log,
+    unexpected_tail,
+    verify_log,
+)
 from ._witness import (
     Anchor,
     AnchorError,
