@@ -281,18 +281,9 @@ class AuditLog:
                 return self._write_head()
             return self._last_head
 
-    fresh_head = sign_head
-
-    def latest_head(self) -> dict[str, Any]:
-        lines = self.heads_path.read_text().splitlines() if self.heads_path.exists() else []
-        return json.loads(lines[-1]) if lines else {}
-
     def inclusion(self, index: int, size: int) -> list[str]:
         leaves = _Prefix(self._leaves, size)
         return [h.hex() for h in _merkle.inclusion_proof(index, leaves, cache=self._subtrees)]
-
-    def consistency(self, old_size: int, new_size: int) -> list[str]:
-        return [h.hex() for h in _merkle.consistency_proof(old_size, self._leaves[:new_size])]
 
     def leaf(self, index: int) -> bytes:
         return self._leaves[index]

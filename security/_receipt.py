@@ -22,7 +22,7 @@ def sha256_hex(text: str) -> str:
 
 def issue_receipt(audit: AuditLog, entry_index: int, body: dict[str, Any],
                   signing_key: Any) -> dict[str, Any]:
-    head = audit.fresh_head()
+    head = audit.sign_head()
     receipt = {
         "format": "greffier-receipt", "version": 1,
         **body,

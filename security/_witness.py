@@ -36,25 +36,27 @@ def canonical_line(document: dict[str, Any]) -> bytes:
                       ensure_ascii=False).encode()
 
 
-def append_durably(path: Path, data: bytes) -> None:
-    """Append ``data`` to ``path`` (created 0600) and fsync it before returning."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+def _write_synced(path: Path, flags: int, data: bytes) -> None:
+    """Open ``path`` (created 0600), write all of ``data`` (a write may be short), fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` and fsync it before returning."""
+    _write_synced(path, os.O_APPEND, data)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old or the new file, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _write_synced(tmp, os.O_TRUNC, data)
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
