@@ -6,11 +6,11 @@ import dataclasses
 import getpass
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from embeddings import SentenceTransformerEncoder, default_model_dir
 from generation import Answer, Answerer, Relevance, Sampling, TokenGuard, VllmGenerator
@@ -65,6 +65,10 @@ from ._settings import Settings
 __all__ = ["Appliance", "check_keys_and_log", "current_user", "rotate_kek"]
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass
 class Appliance:
     """An opened appliance: catalog, store, encoder, searcher, indexer."""
@@ -79,7 +83,7 @@ class Appliance:
     cipher: ContentCipher
     audit: AuditLog
     user: str
-    _lock: IO[str]
+    _lock: _Closable
     _answerer: Answerer | None = None
 
     @staticmethod
@@ -102,36 +106,38 @@ class Appliance:
 
     @classmethod
     def open(cls, settings: Settings, source: KekSource, *, user: str = "",
-             upgrade: bool = False) -> Appliance:
+             upgrade: bool = False, lock: IO[str] | None = None) -> Appliance:
         """Unseal, open the data directory (exclusively), the store and the catalog; recover.
 
         The keys stay in this object's memory only; :meth:`close` seals the appliance again.
         Wrong secrets are throttled; the audit log is checked against its anchor before
-        anything is appended to it.
+        anything is appended to it. A service that already holds the data directory passes
+        its ``lock``, which then stays its own (closing the appliance does not release it).
         """
         set_offline_environment()
         forbid_network(settings.security.allowed_hosts + _store_hosts(settings))
         user = user or current_user()
-        lock = lock_data_dir(settings.data_dir)
+        held: _Closable = lock_data_dir(settings.data_dir) if lock is None \
+            else _BorrowedLock(lock)
         try:
             keys = unseal_keys(settings, source, user, upgrade=upgrade)
         except Exception:
-            lock.close()
+            held.close()
             raise
         try:
             audit = audit_log(settings, keys)
             audit.append("unseal", user, {"kek": settings.security.kek,
                                           "head_sinks": settings.audit.head_sinks})
             audit.sign_head()  # covers any failed attempts recorded while sealed
-            return cls._build(settings, keys, audit, user, lock)
+            return cls._build(settings, keys, audit, user, held)
         except Exception:
             keys.close()
-            lock.close()
+            held.close()
             raise
 
     @classmethod
     def _build(cls, settings: Settings, keys: UnsealedKeys, audit: AuditLog, user: str,
-               lock: IO[str]) -> Appliance:
+               lock: _Closable) -> Appliance:
         data = settings.data_dir
         emb = settings.embeddings
         encoder = SentenceTransformerEncoder(
@@ -187,12 +193,13 @@ class Appliance:
 
     # -- audited operations --------------------------------------------------------------
     def ingest(self, roots: list[Path], *, sync: bool = False, readmit_erased: bool = False,
-               progress: Progress | None = None) -> IngestReport:
+               progress: Progress | None = None, user: str | None = None) -> IngestReport:
         """Ingest, recorded in the audit log (refused if the record cannot be written).
 
         File and folder names are often sensitive and outlive an erasure in an append-only
         log: they are sealed with the audit key; the clear part keeps ids and counts."""
-        self.audit.append("ingest.begin", self.user, {
+        user = user or self.user
+        self.audit.append("ingest.begin", user, {
             "roots": len(roots), "sync": sync, "readmit_erased": readmit_erased},
             secret={"roots": [str(r) for r in roots]})
         base = progress or Progress()
@@ -200,7 +207,7 @@ class Appliance:
         def on_file(outcome: FileOutcome) -> None:
             if outcome.status != "unchanged":
                 doc = self.catalog.document(outcome.path)
-                self.audit.append(f"ingest.{outcome.status}", self.user, {
+                self.audit.append(f"ingest.{outcome.status}", user, {
                     "doc_id": doc.doc_id if doc else None,
                     "content_sha256": doc.content_hash if doc else None,
                     "version": doc.version if doc else None, "chunks": outcome.chunks,
@@ -210,26 +217,32 @@ class Appliance:
 
         report = self.indexer.ingest(roots, sync=sync, readmit_erased=readmit_erased,
                                      progress=Progress(on_total=base.on_total, on_file=on_file))
-        self.audit.append("ingest.end", self.user, {
+        self.audit.append("ingest.end", user, {
             "files": len(report.outcomes), "chunks": report.chunks,
             "failed": report.count("failed")})
         return report
 
     def search(self, query: str, *, k: int | None = None, flt: SearchFilter | None = None,
-               mode: SearchMode = "hybrid") -> tuple[SearchResult, dict[str, Any]]:
-        """Search, audited, with a signed receipt. No audit record, no results."""
+               mode: SearchMode = "hybrid", user: str | None = None,
+               receipt_id: str | None = None) -> tuple[SearchResult, dict[str, Any]]:
+        """Search, audited, with a signed receipt. No audit record, no results.
+
+        ``user`` names the caller in the log (default: who opened the appliance);
+        ``receipt_id`` is written into the receipt (the service's answer id)."""
+        user = user or self.user
         result = self.searcher.search(query, k=k or self.settings.search.k, flt=flt, mode=mode)
         ident = self.encoder.identity
         passages = [{"chunk_id": p.chunk_id, "content_sha256": p.content_hash,
                      "doc_id": p.doc_id, "version": p.version} for p in result.passages]
         index = self.audit.append(
-            "search", self.user,
+            "search", user,
             {"mode": mode, "passages": passages, "embedder": ident.id,
              "question_hmac": self.audit.question_hash(query)},
             secret={"question": query})
         receipt = issue_receipt(self.audit, index, {
+            **({"id": receipt_id} if receipt_id else {}),
             "kind": "search", "question_hmac": self.audit.question_hash(query),
-            "user": self.user,
+            "user": user,
             "passages": passages,
             "model": {"embedder": ident.name, "embedder_sha256": ident.weights_sha256},
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "answer_sha256": None,
@@ -267,11 +280,13 @@ class Appliance:
         return self._answerer
 
     def ask(self, question: str, *, on_token: Callable[[str], None] = lambda t: None,
-            flt: SearchFilter | None = None) -> tuple[Answer, dict[str, Any]]:
+            flt: SearchFilter | None = None, user: str | None = None,
+            receipt_id: str | None = None) -> tuple[Answer, dict[str, Any]]:
         """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt."""
+        user = user or self.user
         answerer = self.answerer()
         # Recorded before anything is retrieved: no record, no answer.
-        self.audit.append("ask.begin", self.user,
+        self.audit.append("ask.begin", user,
                           {"question_hmac": self.audit.question_hash(question)})
         result = self.searcher.search(question, k=max(answerer.max_sources, 10), flt=flt)
         answer = answerer.answer(question, result, on_token)
@@ -279,8 +294,9 @@ class Appliance:
         passages = [{"chunk_id": p.chunk_id, "content_sha256": p.content_hash,
                      "doc_id": p.doc_id, "version": p.version} for p in answer.passages]
         body = {
+            **({"id": receipt_id} if receipt_id else {}),
             "kind": "answer", "question_hmac": self.audit.question_hash(question),
-            "user": self.user,
+            "user": user,
             "passages": passages,
             "model": {"name": answer.model, "weights_sha256": answer.model_sha256,
                       "embedder": ident.name, "embedder_sha256": ident.weights_sha256},
@@ -292,10 +308,22 @@ class Appliance:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         index = self.audit.append(
-            "ask", self.user, {k: v for k, v in body.items() if k not in ("kind", "user")},
+            "ask", user, {k: v for k, v in body.items() if k not in ("kind", "user", "id")},
             secret={"question": question, "answer": answer.text})
         receipt = issue_receipt(self.audit, index, body, self.keys.signing_key)
         return answer, receipt
+
+    def original(self, content_hash: str, *, user: str | None = None
+                 ) -> Iterator[bytes]:
+        """The original file of a content, decrypted segment by segment (each authenticated
+        before it is handed out). Audited before the first byte."""
+        user = user or self.user
+        blob = self.indexer.blob_path(content_hash)
+        if not blob.exists():
+            raise StoreError(f"No stored original for content {content_hash[:12]}….",
+                             hint="It was erased, or ingested before originals were kept.")
+        self.audit.append("download", user, {"content_sha256": content_hash})
+        return self.cipher.decrypt_original(blob, content_hash)
 
     def export(self, content_hash: str, output: Path) -> int:
         """Write the original file of a content, decrypted. Audited. Returns its size."""
@@ -345,6 +373,17 @@ class Appliance:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class _BorrowedLock:
+    """The data-directory lock of a long-running service, lent to one opened appliance:
+    closing the appliance leaves the service holding it."""
+
+    def __init__(self, lock: IO[str]) -> None:
+        self._lock = lock
+
+    def close(self) -> None:
+        pass
 
 
 def _make_store(settings: Settings, cipher: ContentCipher) -> VectorStore:

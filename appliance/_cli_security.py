@@ -33,6 +33,11 @@ def init(ctx: click.Context) -> None:
     _echo(f"Signing key fingerprint: {fingerprint(public)}")
     _echo("Keep this fingerprint outside the appliance: auditors check heads, receipts and "
                "certificates against it (--fingerprint).")
+    from ._tls import ensure_self_signed, fingerprint_sha256
+
+    cert, _key, _made = ensure_self_signed(settings.data_dir)
+    _echo(f"Self-signed TLS certificate for first use: {cert} (SHA-256 "
+          f"{fingerprint_sha256(cert)}); install your own with api.tls_cert and api.tls_key.")
 
 
 @click.command()

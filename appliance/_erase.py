@@ -25,17 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from retrieval import SearchFilter
-from security import GreffierError, sign
+from security import NotFoundError, sign
 
 from ._appliance import Appliance
 from ._evidence import blob_target, key_target, point_targets, shared_with_live
 from ._scan import ScanResult, Target, scan_tree, summary
 
 CERTIFICATE_VERSION = 2
-
-
-class NotFoundError(GreffierError):
-    """No document matches."""
 
 
 def find_content(app: Appliance, ref: str) -> str:

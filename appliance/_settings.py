@@ -109,6 +109,41 @@ class AuditSettings(BaseModel):
         [], description='Copies of every signed head: "syslog", "file:/other/mount/heads".')
 
 
+class DatabaseSettings(BaseModel):
+    url: SecretStr | None = Field(
+        None, description="Metadata database URL (postgresql+psycopg://…); default: SQLite "
+        "in the data directory.")
+
+
+class IdentitySettings(BaseModel):
+    password_min_length: int = Field(12, ge=8, le=128, description="Shortest password.")
+    lockout_after: int = Field(5, ge=1, le=100, description="Failed logins before a lockout.")
+    lockout_minutes: float = Field(
+        15.0, gt=0, description="First lockout; doubles at each further lockout.")
+    session_idle_minutes: float = Field(30.0, gt=0, description="Idle session timeout.")
+    session_hours: float = Field(12.0, gt=0, description="Absolute session lifetime.")
+    token_max_days: int = Field(365, ge=1, le=3650, description="Longest API-token lifetime.")
+
+
+class ApiSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address `greffier serve` listens on.")
+    port: int = Field(8443, ge=1, le=65535, description="Port `greffier serve` listens on.")
+    tls_cert: Path | None = Field(
+        None, description="TLS certificate (PEM); default: the one `greffier init` made.")
+    tls_key: Path | None = Field(None, description="TLS private key (PEM).")
+    plain_http: bool = Field(
+        False, description="Serve plain HTTP (refused unless host is loopback).")
+    max_body_kb: int = Field(256, ge=1, description="Largest JSON request body (KB).")
+    max_upload_mb: int = Field(200, ge=1, description="Largest uploaded document (MB).")
+    rate_per_user: int = Field(
+        240, ge=1, description="Requests per minute per user or token.")
+    rate_per_ip: int = Field(600, ge=1, description="Requests per minute per client address.")
+    login_rate_per_ip: int = Field(
+        20, ge=1, description="Login and unseal attempts per minute per client address.")
+    trusted_proxies: list[str] = Field(
+        [], description="Reverse proxies whose X-Forwarded-For is believed.")
+
+
 class Settings(BaseSettings):
     """All of Greffier's configuration."""
 
@@ -126,6 +161,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
     llm: LlmSettings = Field(default_factory=LlmSettings)  # type: ignore[arg-type]
     audit: AuditSettings = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
+    api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
@@ -141,6 +179,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
+        if self.api.plain_http and not _is_loopback(self.api.host):
+            raise ValueError(
+                "api.plain_http is allowed on a loopback address only (passwords and tokens "
+                "would travel in clear): set api.tls_cert and api.tls_key, or api.host = "
+                "'127.0.0.1'")
+        if (self.api.tls_cert is None) != (self.api.tls_key is None):
+            raise ValueError("api.tls_cert and api.tls_key go together")
         if self.store.backend == "server":
             if not self.store.url:
                 raise ValueError("store.backend = 'server' needs store.url")

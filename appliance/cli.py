@@ -21,6 +21,7 @@ from security import AuthenticationError, GreffierError
 from . import _cli_answers as _ans
 from . import _cli_audit as _aud
 from . import _cli_security as _sec
+from . import _cli_serve as _srv
 from ._appliance import Appliance
 from ._cli_common import open_appliance as _open
 from ._cli_common import parse_filters as _parse_filters
@@ -241,7 +242,7 @@ def _iso(stamp: str | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(stamp)))
 
 
-for _command in (_sec.init, _sec.unseal, _sec.seal, _sec.keys, _sec.export_command,
+for _command in (_srv.serve, _sec.init, _sec.unseal, _sec.seal, _sec.keys, _sec.export_command,
                  _sec.erase_command, _aud.audit, _aud.receipt, _aud.verify_certificate,
                  _ans.ask, _ans.llm, _ans.models):
     cli.add_command(_command)

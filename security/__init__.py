@@ -8,30 +8,48 @@ from ._audit import AuditError, AuditLog
 from ._cipher import ContentCipher, DekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
+    AuthError,
     ConfigError,
+    ConflictError,
     EmptyDocumentError,
     EncryptedDocumentError,
     FileTooLargeError,
+    ForbiddenError,
     GreffierError,
     IngestError,
+    InvalidRequestError,
     ModelError,
     NetworkForbiddenError,
+    NotFoundError,
     ParseFailedError,
+    RequestError,
     SealedError,
     StoreError,
     SuspiciousArchiveError,
+    ThrottledError,
+    UnsealWaitError,
     UnsupportedFormatError,
     WrongSecretError,
 )
 from ._hashing import sha256_file, sha256_text
 from ._kek import Argon2Params, KeyWrapper, PassphraseKEK, Pkcs11KEK
 from ._keyring import KekSource, Keyring, UnsealedKeys, chain_keys
+from ._otp import new_totp_secret, totp_step, totp_uri, verify_totp
+from ._passwords import hash_password, password_needs_rehash, verify_password
 from ._receipt import issue_receipt, sha256_hex, verify_receipt
 from ._session import load as held_secret
 from ._session import revoke as drop_secret
 from ._session import store as hold_secret
 from ._signing import TrustedKeys, fingerprint, sign, verify
 from ._throttle import UnsealThrottle
+from ._tokens import (
+    ApiToken,
+    new_api_token,
+    parse_api_token,
+    random_token,
+    token_hash,
+    token_matches,
+)
 from ._verify import (
     VerifyReport,
     check_witnesses,
@@ -53,8 +71,16 @@ from ._witness import (
 )
 
 __all__ = [
+    "ThrottledError",
+    "RequestError",
+    "NotFoundError",
+    "InvalidRequestError",
+    "ForbiddenError",
+    "ConflictError",
+    "AuthError",
     "Anchor",
     "AnchorError",
+    "ApiToken",
     "Argon2Params",
     "AuditError",
     "AuditLog",
@@ -82,6 +108,7 @@ __all__ = [
     "SuspiciousArchiveError",
     "TrustedKeys",
     "UnsealThrottle",
+    "UnsealWaitError",
     "UnsealedKeys",
     "UnsupportedFormatError",
     "VerifyReport",
@@ -94,21 +121,33 @@ __all__ = [
     "extends",
     "fingerprint",
     "forbid_network",
+    "hash_password",
     "held_secret",
     "hold_secret",
     "issue_receipt",
     "last_head",
     "make_sinks",
+    "new_api_token",
+    "new_totp_secret",
+    "parse_api_token",
+    "password_needs_rehash",
+    "random_token",
     "read_lines",
     "scan_log",
     "sha256_file",
     "sha256_hex",
     "sha256_text",
     "sign",
+    "token_hash",
+    "token_matches",
+    "totp_step",
+    "totp_uri",
     "unexpected_tail",
     "verify",
     "verify_log",
+    "verify_password",
     "verify_receipt",
+    "verify_totp",
     "witnessed_in",
     "write_atomically",
 ]

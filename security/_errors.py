@@ -6,7 +6,8 @@ Library errors (unstructured, Qdrant, torch) are converted at the package bounda
     GreffierError
     ├── ConfigError            settings are missing, unsafe or inconsistent
     ├── SealedError            content is locked until the appliance is unsealed (issue 4)
-    │   └── WrongSecretError   a wrong passphrase or token PIN (counted by the throttle)
+    │   ├── WrongSecretError   a wrong passphrase or token PIN (counted by the throttle)
+    │   └── UnsealWaitError    too many wrong secrets: wait before the next attempt
     ├── NetworkForbiddenError  something tried to open a connection the appliance forbids
     ├── IngestError            one file could not be ingested (the batch goes on)
     │   ├── UnsupportedFormatError
@@ -16,7 +17,14 @@ Library errors (unstructured, Qdrant, torch) are converted at the package bounda
     │   ├── EmptyDocumentError       parsed, but no text came out
     │   └── ParseFailedError         parser crashed, timed out or ran out of memory
     ├── ModelError             the embedding model folder is missing, unsafe or changed
-    └── StoreError             the vector store refused an operation or is inconsistent
+    ├── StoreError             the vector store refused an operation or is inconsistent
+    └── RequestError           a caller's request cannot be served (the service layer)
+        ├── AuthError              not authenticated: no, wrong or expired credentials
+        ├── ForbiddenError         authenticated, but the role or token scope does not allow it
+        ├── NotFoundError          no such document, job, answer, user or token
+        ├── ConflictError          the request clashes with the current state
+        ├── InvalidRequestError    the request is malformed or out of bounds
+        └── ThrottledError         too many attempts or requests: retry after a delay
 """
 
 from __future__ import annotations
@@ -41,6 +49,14 @@ class SealedError(GreffierError):
 
 class WrongSecretError(SealedError):
     """The passphrase (or the token's PIN) is wrong."""
+
+
+class UnsealWaitError(SealedError):
+    """Too many wrong secrets: the next unseal attempt must wait ``retry_after_s``."""
+
+    def __init__(self, message: str, *, retry_after_s: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
 
 
 class NetworkForbiddenError(GreffierError):
@@ -81,3 +97,56 @@ class ModelError(GreffierError):
 
 class StoreError(GreffierError):
     """The vector store failed or is inconsistent with the catalog."""
+
+
+class RequestError(GreffierError):
+    """A caller's request cannot be served. ``status`` is the HTTP status the API answers."""
+
+    status = 400
+    code = "invalid-request"
+
+
+class AuthError(RequestError):
+    """Not authenticated: missing, wrong or expired credentials (never says which)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(RequestError):
+    """Authenticated, but the caller's roles or token scopes do not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(RequestError):
+    """No such object (or one the caller may not know of)."""
+
+    status = 404
+    code = "not-found"
+
+
+class ConflictError(RequestError):
+    """The request clashes with the current state (a name taken, already unsealed)."""
+
+    status = 409
+    code = "conflict"
+
+
+class InvalidRequestError(RequestError):
+    """The request is malformed or out of bounds."""
+
+    status = 422
+    code = "invalid-request"
+
+
+class ThrottledError(RequestError):
+    """Too many attempts or requests; ``retry_after_s`` says when to try again."""
+
+    status = 429
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after_s: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s

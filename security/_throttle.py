@@ -14,7 +14,7 @@ import math
 import time
 from pathlib import Path
 
-from ._errors import SealedError
+from ._errors import UnsealWaitError
 from ._witness import write_atomically
 
 
@@ -45,10 +45,10 @@ class UnsealThrottle:
         wait = self.wait_s()
         if wait > 0:
             failures, _ = self._state()
-            raise SealedError(
+            raise UnsealWaitError(
                 f"Too many failed unseal attempts ({failures}): the next one is allowed in "
-                f"{math.ceil(wait)} s.", hint="Wait, then try again with the operator "
-                "passphrase; every attempt is in the audit log.")
+                f"{math.ceil(wait)} s.", retry_after_s=wait, hint="Wait, then try again with "
+                "the operator passphrase; every attempt is in the audit log.")
 
     def failed(self) -> int:
         failures, _ = self._state()

@@ -1,0 +1,47 @@
+"""Builds the FastAPI application around one :class:`Runtime`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ..service import Runtime
+from . import _answers, _audit, _documents, _identity, _problems, _system
+from ._limits import RateLimiter
+from ._metrics import Metrics
+from ._middleware import Guard
+
+DESCRIPTION = """Greffier answers questions from your company's documents, on your own box.
+
+Authenticate with an API token (`Authorization: Bearer gfr_…`, from `greffier tokens
+create` or `POST /v1/tokens`) or a browser session (`POST /v1/auth/login`, then the
+`__Host-greffier-session` cookie and the `X-CSRF-Token` header on every change). Errors are
+RFC 9457 problem details. See docs/API.md."""
+
+
+def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
+    """The API over ``rt``. ``local_socket``: the root-only Unix-socket listener, where the
+    caller is the local operator (peer credentials checked by the server)."""
+    api = rt.settings.api
+    app = FastAPI(title="Greffier", version="1", description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.runtime = rt
+    app.state.local_socket = local_socket
+    metrics = Metrics()
+    metrics.describe("greffier_http_request_duration_seconds", "histogram",
+                     "Request latency by route, method and status.")
+    metrics.describe("greffier_sealed", "gauge", "1 while the appliance is sealed.")
+    metrics.gauge("greffier_sealed", lambda: float(rt.sealed))
+    rt.observe = metrics.observe  # search, generation and ingest timings
+    metrics.describe("greffier_stage_seconds", "histogram",
+                     "Search, generation and ingest stage latency.")
+    app.state.metrics = metrics
+    app.state.per_user = RateLimiter(api.rate_per_user)
+    app.state.per_ip_login = RateLimiter(api.login_rate_per_ip)
+    _problems.install(app)
+    for module in (_system, _answers, _documents, _audit, _identity):
+        app.include_router(module.router)
+    app.add_middleware(
+        Guard, metrics=metrics, per_ip=RateLimiter(api.rate_per_ip),
+        max_body=api.max_body_kb * 1024, max_upload=api.max_upload_mb * 1024 * 1024,
+        tls=api.tls_cert is not None, trusted_proxies=api.trusted_proxies)
+    return app

@@ -1,0 +1,126 @@
+"""The service's one :class:`Runtime`: built at start, kept for the life of the process.
+
+It holds the data directory for as long as the process lives (so a CLI command cannot open
+it behind the server's back), starts sealed unless a secret is configured, and owns the
+opened appliance (keys, catalog, store, encoder, searcher, answerer, audit log) once
+unsealed. Models load once. Every use of the appliance goes through :meth:`using`, which
+serialises the parts that are not thread-safe (the audit log, the store's writers).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from security import ConflictError, KekSource, SealedError
+
+from .._appliance import Appliance
+from .._datadir import lock_data_dir
+from .._settings import Settings
+from ._jobs import Jobs
+
+
+class Runtime:
+    """Settings, the held data directory, and (once unsealed) the appliance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started = time.time()
+        self._dir_lock: IO[str] = lock_data_dir(settings.data_dir)
+        self._guard = threading.RLock()
+        self._unsealing = threading.Lock()
+        self._app: Appliance | None = None
+        self._identity: Any = None
+        self._db: Any = None
+        self.jobs = Jobs()
+        # Stage timings (search, generation, ingest), set by the API to feed its metrics.
+        self.observe: Callable[..., None] = lambda name, seconds, **labels: None
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def sealed(self) -> bool:
+        return self._app is None
+
+    def unseal(self, source: KekSource, *, user: str) -> None:
+        """Open the appliance with the operator's secret (throttled and audited by
+        :meth:`Appliance.open`), then the metadata database and the identity service."""
+        if not self._unsealing.acquire(blocking=False):
+            raise ConflictError("An unseal is already in progress.", hint="Wait for it.")
+        try:
+            if self._app is not None:
+                raise ConflictError("The appliance is already unsealed.")
+            app = Appliance.open(self.settings, source, user=user, lock=self._dir_lock)
+            try:
+                self._open_identity(app)
+            except BaseException:
+                app.close()
+                raise
+            self._app = app
+        finally:
+            self._unsealing.release()
+
+    def _open_identity(self, app: Appliance) -> None:
+        from ..db import Database
+        from ._identity import AeadSealer, Identity, metadata_key
+        from ._policy import identity_policy
+
+        db = Database(self.database_url())
+        db.migrate()
+
+        def audit(event: str, user: str, details: dict[str, Any],
+                  secret: dict[str, Any] | None = None) -> int:
+            with self._guard:
+                return app.audit.append(event, user, details, secret=secret)
+
+        self._db = db
+        self._identity = Identity(db, audit, AeadSealer(metadata_key(app.keys.index_key)),
+                                  policy=identity_policy(self.settings))
+
+    def database_url(self) -> str:
+        url = self.settings.database.url
+        if url is not None:
+            return url.get_secret_value()
+        return f"sqlite:///{self.settings.data_dir / 'greffier.db'}"
+
+    def seal(self, *, user: str) -> None:
+        """Close the appliance: the keys leave memory; the service answers 503 until the
+        next unseal."""
+        with self._guard:
+            app, self._app = self._app, None
+            if app is None:
+                return
+            app.user = user
+            self.jobs.cancel_all()
+            app.close()
+            if self._db is not None:
+                self._db.close()
+            self._db = self._identity = None
+
+    def close(self) -> None:
+        self.seal(user="greffier serve")
+        self._dir_lock.close()
+
+    # -- access --------------------------------------------------------------------------
+    def appliance(self) -> Appliance:
+        app = self._app
+        if app is None:
+            raise SealedError("The appliance is sealed.",
+                              hint="An admin unseals it: POST /v1/unseal with the passphrase, "
+                              "or configure GREFFIER_PASSPHRASE_FILE for the service.")
+        return app
+
+    @property
+    def identity(self) -> Any:
+        """The identity service (users, sessions, tokens, conversations)."""
+        if self._identity is None:
+            self.appliance()  # raises SealedError
+        return self._identity
+
+    @contextmanager
+    def using(self) -> Iterator[Appliance]:
+        """The appliance, exclusively for the duration of the block."""
+        with self._guard:
+            yield self.appliance()
