@@ -79,8 +79,8 @@ def unseal(body: UnsealIn, request: Request,
     """The passphrase is the credential (as for Vault): whoever holds it may unseal. Wrong
     ones are throttled on disk (they survive a restart) and audited."""
     sec = rt.settings.security
-    source = KekSource("pkcs11" if sec.kek == "pkcs11" else "passphrase", body.passphrase, sec.pkcs11_module, sec.pkcs11_token_label,
-                       sec.pkcs11_key_label)
+    source = KekSource("pkcs11" if sec.kek == "pkcs11" else "passphrase", body.passphrase,
+                       sec.pkcs11_module, sec.pkcs11_token_label, sec.pkcs11_key_label)
     rt.unseal(source, user=f"api unseal from {client_ip(request)}")
     return Response(status_code=204)
 

@@ -6,15 +6,18 @@ import click
 
 from retrieval import SearchFilter
 
-from ._appliance import Appliance
-from ._settings import load_settings
-from ._unseal import kek_source
+from .._appliance import Appliance
+from .._settings import load_settings
+from .._unseal import kek_source
 
 _FILTER_KEYS = {"doc": "doc_ids", "lang": "langs", "format": "formats"}
 
 
 def open_appliance(ctx: click.Context) -> Appliance:
+    from ._remote import refuse_while_serving
+
     settings = load_settings(ctx.obj)
+    refuse_while_serving(settings, ctx.command_path.partition(" ")[2] or "this command")
     return Appliance.open(settings, kek_source(settings))
 
 

@@ -15,11 +15,11 @@ from security import (
     fingerprint,
 )
 
-from ._appliance import Appliance, rotate_kek
-from ._cli_common import open_appliance as _open
-from ._settings import load_settings
-from ._term import safe
-from ._unseal import kek_source
+from .._appliance import Appliance, rotate_kek
+from .._settings import load_settings
+from .._term import safe
+from .._unseal import kek_source
+from ._common import open_appliance as _open
 
 
 @click.command()
@@ -33,7 +33,7 @@ def init(ctx: click.Context) -> None:
     _echo(f"Signing key fingerprint: {fingerprint(public)}")
     _echo("Keep this fingerprint outside the appliance: auditors check heads, receipts and "
                "certificates against it (--fingerprint).")
-    from ._tls import ensure_self_signed, fingerprint_sha256
+    from .._tls import ensure_self_signed, fingerprint_sha256
 
     cert, _key, _made = ensure_self_signed(settings.data_dir)
     _echo(f"Self-signed TLS certificate for first use: {cert} (SHA-256 "
@@ -46,8 +46,8 @@ def init(ctx: click.Context) -> None:
 @click.pass_context
 def unseal(ctx: click.Context, timeout_s: int) -> None:
     """Load the KEK into the kernel keyring (never on disk) for the commands that follow."""
-    from ._appliance import current_user
-    from ._unseal import unseal_session
+    from .._appliance import current_user
+    from .._unseal import unseal_session
 
     settings = load_settings(ctx.obj)
     unseal_session(settings, timeout_s, current_user())
@@ -58,8 +58,8 @@ def unseal(ctx: click.Context, timeout_s: int) -> None:
 @click.pass_context
 def seal(ctx: click.Context) -> None:
     """Drop the KEK from the kernel keyring: content operations fail until the next unseal."""
-    from ._appliance import current_user
-    from ._unseal import seal_session
+    from .._appliance import current_user
+    from .._unseal import seal_session
 
     settings = load_settings(ctx.obj)
     _echo("Sealed." if seal_session(settings, current_user()) else "Already sealed.")
@@ -88,7 +88,7 @@ def keys_rotate(ctx: click.Context) -> None:
 @click.pass_context
 def keys_upgrade(ctx: click.Context) -> None:
     """Upgrade a version-1 keyring (before its MAC) to version 2, once, on purpose."""
-    from ._appliance import Appliance, current_user
+    from .._appliance import Appliance, current_user
 
     settings = load_settings(ctx.obj)
     with Appliance.open(settings, kek_source(settings), user=current_user(),
@@ -103,7 +103,7 @@ def keys_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def export_command(ctx: click.Context, document: str, output: Path) -> None:
     """Write a document's original file, decrypted (id, path or content sha256)."""
-    from ._erase import find_content
+    from .._erase import find_content
 
     with _open(ctx) as app:
         size = app.export(find_content(app, document), output)
@@ -120,7 +120,7 @@ def erase_command(ctx: click.Context, documents: tuple[str, ...], erased_by: str
     for all) and print their signed certificates."""
     import getpass as _getpass
 
-    from ._erase import erase_many
+    from .._erase import erase_many
 
     who = erased_by or os.environ.get("SUDO_USER") or _getpass.getuser()
     with _open(ctx) as app:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from ._appliance import current_user
-from ._settings import load_settings
-from ._term import console
-from ._tls import ensure_self_signed, fingerprint_sha256
-from ._unseal import kek_source_if_given
+from .._appliance import current_user
+from .._settings import load_settings
+from .._term import console
+from .._tls import ensure_self_signed, fingerprint_sha256
+from .._unseal import kek_source_if_given
 
 
 @click.command()
@@ -25,9 +25,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     Starts sealed unless a secret is configured (GREFFIER_PASSPHRASE_FILE, a systemd
     credential, or a PKCS#11 PIN file); then an admin unseals it with POST /v1/unseal."""
-    from .api._serve import bind_tcp, bind_unix, socket_path
-    from .api._serve import serve as run
-    from .service import Runtime
+    from ..api._serve import bind_tcp, bind_unix, socket_path
+    from ..api._serve import serve as run
+    from ..service import Runtime
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(ctx.obj)

@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from ._cli_common import open_appliance as _open
-from ._cli_common import parse_filters as _parse_filters
-from ._settings import load_settings
-from ._term import console as _console
-from ._term import safe, safe_json
+from .._settings import load_settings
+from .._term import console as _console
+from .._term import safe, safe_json
+from ._common import open_appliance as _open
+from ._common import parse_filters as _parse_filters
 
 
 @click.command()
@@ -87,7 +87,7 @@ def llm_serve(ctx: click.Context) -> None:
     """Run vLLM on 127.0.0.1 with an API key until interrupted (Ctrl-C stops it cleanly)."""
     import signal as _signal
 
-    from ._llm import ModelService
+    from .._llm import ModelService
 
     service = ModelService(load_settings(ctx.obj))
     click.echo(f"starting vLLM ({safe(service.model_dir(), markup=False)}) on {service.url} …")
@@ -113,7 +113,7 @@ def models() -> None:
 @click.pass_context
 def models_prepare_dev(ctx: click.Context) -> None:
     """Build the development LLM (SmolLM2-135M-Instruct, bf16 safetensors) offline."""
-    from ._llm import ModelService, prepare_dev, verify_model_folder
+    from .._llm import ModelService, prepare_dev, verify_model_folder
 
     service = ModelService(load_settings(ctx.obj))
     target = prepare_dev(service.model_dir())

@@ -32,9 +32,9 @@ from security import (
     witnessed_in,
 )
 
-from ._appliance import check_keys_and_log, current_user
-from ._cli_security import _echo, _incompleteness
-from ._settings import Settings, load_settings
+from .._appliance import check_keys_and_log, current_user
+from .._settings import Settings, load_settings
+from ._security import _echo, _incompleteness
 
 _FINGERPRINT = click.option(
     "--fingerprint", "pinned", default=None, metavar="SHA256:…",
@@ -48,7 +48,7 @@ _UNAUTHENTICATED = ("warning: the signing keys come from keys/keyring.json, not 
 def _authenticated(settings: Settings) -> TrustedKeys | None:
     """The appliance's keys authenticated under the KEK (and its log checked), or None when
     no secret is at hand without a prompt. Throttled and audited like any unseal."""
-    from ._unseal import kek_source_if_given
+    from .._unseal import kek_source_if_given
 
     source = kek_source_if_given(settings)
     if source is None:

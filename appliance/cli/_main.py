@@ -15,21 +15,22 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retrieval import SearchResult
+from retrieval import SearchFilter, SearchResult
 from security import AuthenticationError, GreffierError
 
-from . import _cli_answers as _ans
-from . import _cli_audit as _aud
-from . import _cli_security as _sec
-from . import _cli_serve as _srv
-from ._appliance import Appliance
-from ._cli_common import open_appliance as _open
-from ._cli_common import parse_filters as _parse_filters
-from ._indexer import FileOutcome, IngestReport, Status
-from ._indexer import Progress as IngestProgress
-from ._settings import load_settings
-from ._term import console as _console
-from ._term import safe, safe_json
+from .._appliance import Appliance
+from .._indexer import FileOutcome, IngestReport, Status
+from .._indexer import Progress as IngestProgress
+from .._settings import load_settings
+from .._term import console as _console
+from .._term import safe, safe_json
+from . import _answers as _ans
+from . import _audit as _aud
+from . import _security as _sec
+from . import _serve as _srv
+from ._common import open_appliance as _open
+from ._common import parse_filters as _parse_filters
+from ._remote import LocalApi, local_api
 
 
 @click.group()
@@ -119,6 +120,10 @@ def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ..
            as_json: bool, receipt: Path | None) -> None:
     """Search the documents (hybrid dense + BM25 by default); audited, with a receipt."""
     flt = _parse_filters(filters)
+    api = local_api(load_settings(ctx.obj))
+    if api is not None:  # the service runs: ask it, over its local socket
+        _search_remote(api, query, k, flt, mode, as_json, receipt)
+        return
     with _open(ctx) as app:
         result, signed = app.search(query, k=k, flt=flt, mode=mode)  # type: ignore[arg-type]
     if receipt:
@@ -132,6 +137,28 @@ def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ..
         snippet = " ".join(p.text.split())[:160]
         table.add_row(str(rank), f"{p.score:.4f}", safe(Path(p.path).name),
                       str(p.page or ""), safe(p.section[:40]), safe(snippet))
+    _console().print(table, highlight=False)
+
+
+def _search_remote(api: LocalApi, query: str, k: int | None, flt: SearchFilter | None,
+                   mode: str, as_json: bool, receipt: Path | None) -> None:
+    filters = None if flt is None else {
+        "doc_ids": list(flt.doc_ids), "langs": list(flt.langs), "formats": list(flt.formats)}
+    body = api.call("POST", "/v1/search", json={"query": query, "k": k, "mode": mode,
+                                                "filters": filters})
+    if receipt:
+        signed = api.call("GET", f"/v1/answers/{body['id']}/receipt")
+        receipt.write_text(json.dumps(signed, indent=2))
+    if as_json:
+        click.echo(safe_json(body))
+        return
+    table = Table("#", "score", "document", "page", "section", "passage",
+                  title=f"{len(body['passages'])} passages for “{safe(query)}” (via the "
+                  "running service)")
+    for p in body["passages"]:
+        snippet = " ".join(p["text"].split())[:160]
+        table.add_row(str(p["number"]), f"{p['score']:.4f}", safe(p["document"]),
+                      str(p["page"] or ""), safe(p["section"][:40]), safe(snippet))
     _console().print(table, highlight=False)
 
 
@@ -154,6 +181,17 @@ def _result_dict(result: SearchResult) -> dict[str, Any]:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Documents, chunks, formats, last sync, model identity and store back-end."""
+    api = local_api(load_settings(ctx.obj))
+    if api is not None:
+        remote = api.call("GET", "/v1/status")
+        if as_json:
+            click.echo(json.dumps(remote, indent=2))
+            return
+        table = Table("", "", title="Greffier status (running service)", show_header=False)
+        for key, value in remote.items():
+            table.add_row(safe(key), safe(str(value)))
+        _console().print(table)
+        return
     with _open(ctx) as app:
         stats = app.catalog.stats()
         ident = app.encoder.identity
@@ -211,7 +249,7 @@ def eval_retrieval(ctx: click.Context, dataset: Path, modes: str, workdir: Path 
     """Score retrieval on a BEIR folder or a golden set (nDCG@10, Recall@5/20, MRR@10)."""
     import tempfile
 
-    from ._evaluate import evaluate, report_dict, write_per_query
+    from .._evaluate import evaluate, report_dict, write_per_query
 
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     valid = {"bm25", "dense", "hybrid", "hybrid+rerank"}

@@ -1,0 +1,84 @@
+"""The CLI while ``greffier serve`` runs: it holds the data directory, so commands talk to
+it over its root-only Unix socket (peer credentials checked by the server, every call
+audited as the local operator), or refuse with what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from security import GreffierError
+
+from .._appliance import current_user
+from .._settings import Settings
+
+
+class ServiceRunningError(GreffierError):
+    """``greffier serve`` holds the data directory; this command cannot open it."""
+
+
+def socket_path(settings: Settings) -> Path:
+    return settings.data_dir / "greffier.sock"
+
+
+class LocalApi:
+    """The running service's API, reached over its Unix socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(path)), base_url="http://greffier.local",
+            headers={"X-Greffier-Operator": current_user()}, timeout=600.0)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GreffierError(f"The running service did not answer on {self.path}: {exc}.",
+                                hint="Check `systemctl status greffier` (or the terminal "
+                                "running `greffier serve`).") from exc
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:200]}
+            raise GreffierError(str(problem.get("detail") or problem.get("title")),
+                                hint=problem.get("hint"))
+        if response.status_code == 204:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def local_api(settings: Settings) -> LocalApi | None:
+    """The running service, if one answers on this data directory's socket."""
+    path = socket_path(settings)
+    if not path.exists():
+        return None
+    api = LocalApi(path)
+    try:
+        api.call("GET", "/healthz")
+    except GreffierError:
+        api.close()
+        return None
+    return api
+
+
+def refuse_while_serving(settings: Settings, command: str) -> None:
+    """A command that needs the data directory itself, while the service holds it."""
+    api = local_api(settings)
+    if api is None:
+        return
+    api.close()
+    raise ServiceRunningError(
+        f"`greffier serve` is running on {settings.data_dir} and holds it: `greffier "
+        f"{command}` cannot open it alongside.",
+        hint="Use the REST API (docs/API.md), or stop the service first "
+        "(systemctl stop greffier); search, ask, status, users and tokens go through the "
+        "running service by themselves.")
