@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pg import PostgresServer, postgres_server  # noqa: F401  (the session's PostgreSQL)
 
 import security
 from appliance import Appliance, Settings, load_settings
@@ -108,3 +109,16 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Itera
     app.ingest_report = app.indexer.ingest([corpus_dir])  # type: ignore[attr-defined]
     yield app
     app.close()
+
+
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.unit),
+                        pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty metadata database: an SQLite file, then a real PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'metadata.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.new_database()
+    yield url
+    server.drop_database(url)
