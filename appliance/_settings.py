@@ -127,7 +127,8 @@ class IdentitySettings(BaseModel):
 
 class ApiSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address `greffier serve` listens on.")
-    port: int = Field(8443, ge=1, le=65535, description="Port `greffier serve` listens on.")
+    port: int = Field(8443, ge=0, le=65535,
+                      description="Port `greffier serve` listens on (0: any free port).")
     tls_cert: Path | None = Field(
         None, description="TLS certificate (PEM); default: the one `greffier init` made.")
     tls_key: Path | None = Field(None, description="TLS private key (PEM).")

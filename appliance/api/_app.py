@@ -18,6 +18,19 @@ create` or `POST /v1/tokens`) or a browser session (`POST /v1/auth/login`, then 
 RFC 9457 problem details. See docs/API.md."""
 
 
+def _model_up(rt: Runtime) -> float:
+    """Whether vLLM answers on its loopback port (a 0.5 s check at each scrape)."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{rt.settings.llm.port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:
+            return 1.0 if response.status == 200 else 0.0
+    except (OSError, urllib.error.URLError):
+        return 0.0
+
+
 def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     """The API over ``rt``. ``local_socket``: the root-only Unix-socket listener, where the
     caller is the local operator (peer credentials checked by the server)."""
@@ -31,9 +44,17 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
                      "Request latency by route, method and status.")
     metrics.describe("greffier_sealed", "gauge", "1 while the appliance is sealed.")
     metrics.gauge("greffier_sealed", lambda: float(rt.sealed))
-    rt.observe = metrics.observe  # search, generation and ingest timings
+    rt.observe = metrics.observe  # search and generation timings
+    rt.count = metrics.inc  # answers and ingested files
     metrics.describe("greffier_stage_seconds", "histogram",
-                     "Search, generation and ingest stage latency.")
+                     "Search and answer stage latency (search, retrieval, first_token, "
+                     "generation).")
+    metrics.describe("greffier_answers_total", "counter", "Answers by outcome.")
+    metrics.describe("greffier_ingest_files_total", "counter", "Ingested files by status.")
+    metrics.describe("greffier_ingest_chunks_total", "counter", "Chunks indexed.")
+    metrics.describe("greffier_model_service_up", "gauge",
+                     "1 when the model service answers its health check.")
+    metrics.gauge("greffier_model_service_up", lambda: _model_up(rt))
     app.state.metrics = metrics
     app.state.per_user = RateLimiter(api.rate_per_user)
     app.state.per_ip_login = RateLimiter(api.login_rate_per_ip)
@@ -43,5 +64,5 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     app.add_middleware(
         Guard, metrics=metrics, per_ip=RateLimiter(api.rate_per_ip),
         max_body=api.max_body_kb * 1024, max_upload=api.max_upload_mb * 1024 * 1024,
-        tls=api.tls_cert is not None, trusted_proxies=api.trusted_proxies)
+        tls=not api.plain_http, trusted_proxies=api.trusted_proxies)
     return app

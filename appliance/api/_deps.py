@@ -29,6 +29,7 @@ def client_ip(request: Request) -> str:
 def caller(request: Request) -> Principal:
     """Authenticate the request; rate-limit per user (429) once known."""
     rt = runtime(request)
+    rt.appliance()  # sealed: 503 before anything else (no account can be checked)
     state = request.app.state
     if state.local_socket:
         name = request.headers.get("x-greffier-operator", "root")[:64] or "root"

@@ -8,21 +8,23 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..service import ROLES, SCOPES, Role, Scope
+from ..service._identity_models import (
+    ConversationOut,
+    ConversationSummary,
+    FeedbackIn,
+    LoginIn,
+    NewTokenOut,
+    NewUserOut,
+    RolesIn,
+    TokenIn,
+    TokenOut,
+    UserIn,
+    UserOut,
+)
 from ._deps import CSRF_HEADER, SESSION_COOKIE, Caller, Rt, client_ip
 from ._system import _login_limit, principal_out
 
 router = APIRouter(prefix="/v1", tags=["identity"])
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoginIn(_In):
-    name: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-    totp: str | None = Field(None, min_length=6, max_length=8, pattern=r"^[0-9]+$")
 
 
 class LoginOut(BaseModel):
@@ -30,29 +32,14 @@ class LoginOut(BaseModel):
     user: dict[str, Any]
 
 
-class TotpIn(_In):
+class TotpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=6, max_length=8, pattern=r"^[0-9]+$")
 
 
-class TokenIn(_In):
-    name: str = Field(min_length=1, max_length=64)
-    scopes: list[Scope] = Field(min_length=1, description=f"Among {', '.join(SCOPES)}.")
-    expires_in_days: int = Field(90, ge=1, le=3650)
-
-
-class UserIn(_In):
-    name: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-    roles: list[Role] = Field(min_length=1, description=f"Among {', '.join(ROLES)}.")
-
-
-class RolesIn(_In):
-    roles: list[Role] = Field(min_length=1)
-
-
-class FeedbackIn(_In):
-    rating: int = Field(ge=-1, le=1)
-    comment: str = Field("", max_length=2000)
+class TokenForIn(TokenIn):
+    user: str | None = Field(None, max_length=64,
+                             description="Admin only: the account the token acts for.")
 
 
 @router.post("/auth/login", response_model=LoginOut, dependencies=[Depends(_login_limit)],
@@ -92,16 +79,18 @@ def confirm_totp(body: TotpIn, rt: Rt, who: Caller) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/tokens", summary="API tokens (own; all for an admin), never their secrets")
-def list_tokens(rt: Rt, who: Caller) -> list[Any]:
+@router.get("/tokens", response_model=list[TokenOut],
+            summary="API tokens (own; all for an admin), never their secrets")
+def list_tokens(rt: Rt, who: Caller) -> list[TokenOut]:
     return list(rt.identity.list_tokens(who))
 
 
-@router.post("/tokens", status_code=201, summary="Create an API token (shown once)")
-def create_token(body: TokenIn, rt: Rt, who: Caller) -> dict[str, Any]:
+@router.post("/tokens", status_code=201, response_model=NewTokenOut,
+             summary="Create an API token (shown once)")
+def create_token(body: TokenForIn, rt: Rt, who: Caller) -> NewTokenOut:
     plaintext, token = rt.identity.create_token(who, body.name, set(body.scopes),
-                                                body.expires_in_days)
-    return {"token": plaintext, "info": token}
+                                                body.expires_in_days, user=body.user)
+    return NewTokenOut(token=plaintext, info=token)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
@@ -110,40 +99,47 @@ def revoke_token(token_id: str, rt: Rt, who: Caller) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/users", summary="Accounts (admin)")
-def list_users(rt: Rt, who: Caller) -> list[Any]:
+@router.get("/users", response_model=list[UserOut], summary="Accounts (admin)")
+def list_users(rt: Rt, who: Caller) -> list[UserOut]:
     return list(rt.identity.list_users(who))
 
 
-@router.post("/users", status_code=201, summary="Create an account (admin)")
-def add_user(body: UserIn, rt: Rt, who: Caller) -> dict[str, Any]:
+@router.post("/users", status_code=201, response_model=NewUserOut,
+             summary="Create an account (admin); admins and auditors get a TOTP secret")
+def add_user(body: UserIn, rt: Rt, who: Caller) -> NewUserOut:
     user, uri = rt.identity.add_user(who, body.name, body.password, set(body.roles))
-    return {"user": user, "otpauth_uri": uri}
+    return NewUserOut(user=user, totp_uri=uri)
 
 
-@router.put("/users/{name}/roles", summary="Change an account's roles (admin)")
-def set_roles(name: str, body: RolesIn, rt: Rt, who: Caller) -> Any:
-    return rt.identity.set_roles(who, name, set(body.roles))
+@router.put("/users/{name}/roles", response_model=NewUserOut,
+            summary="Change an account's roles (admin)")
+def set_roles(name: str, body: RolesIn, rt: Rt, who: Caller) -> NewUserOut:
+    user, uri = rt.identity.set_roles(who, name, set(body.roles))
+    return NewUserOut(user=user, totp_uri=uri)
 
 
-@router.post("/users/{name}/disable", status_code=204, summary="Disable an account (admin)")
-def disable_user(name: str, rt: Rt, who: Caller) -> Response:
-    rt.identity.disable_user(who, name)
-    return Response(status_code=204)
+@router.post("/users/{name}/disable", response_model=UserOut,
+             summary="Disable an account (admin): its sessions end, its tokens are revoked")
+def disable_user(name: str, rt: Rt, who: Caller) -> UserOut:
+    out: UserOut = rt.identity.disable_user(who, name)
+    return out
 
 
-@router.get("/conversations", summary="The caller's own conversations")
-def conversations(rt: Rt, who: Caller) -> Any:
-    return rt.identity.conversations(who)
+@router.get("/conversations", response_model=list[ConversationSummary],
+            summary="The caller's own conversations")
+def conversations(rt: Rt, who: Caller) -> list[ConversationSummary]:
+    return list(rt.identity.conversations(who))
 
 
-@router.get("/conversations/{conversation_id}", summary="One of the caller's conversations")
-def conversation(conversation_id: str, rt: Rt, who: Caller) -> Any:
-    return rt.identity.conversation(who, conversation_id)
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut,
+            summary="One of the caller's own conversations (nobody else's, admin included)")
+def conversation(conversation_id: str, rt: Rt, who: Caller) -> ConversationOut:
+    out: ConversationOut = rt.identity.conversation(who, conversation_id)
+    return out
 
 
 @router.post("/answers/{answer_id}/feedback", status_code=204, summary="Rate an answer")
 def feedback(answer_id: str, body: FeedbackIn, rt: Rt, who: Caller) -> Response:
-    rt.identity.add_feedback(who, answer_id, body.rating, body.comment)
+    rt.identity.add_feedback(who, answer_id, body.rating, body.comment or "")
     return Response(status_code=204)
 

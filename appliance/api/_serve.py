@@ -4,10 +4,13 @@ socket for the local CLI, both over one Runtime, in one process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +76,19 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to :func:`serve` (uvicorn's own handling
+    re-raises SIGTERM after shutdown, which would kill the process before it seals)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(rt: Runtime, tcp: socket.socket, unix: socket.socket | None, *,
                 tls: tuple[Path, Path] | None, announce: str) -> None:
     """Serve until SIGINT/SIGTERM; both listeners stop together."""
-    public = uvicorn.Server(uvicorn.Config(
+    public = _Server(uvicorn.Config(
         create_app(rt), log_level="warning", access_log=False, server_header=False,
         date_header=False, ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None, timeout_graceful_shutdown=10,
@@ -84,12 +96,20 @@ async def serve(rt: Runtime, tcp: socket.socket, unix: socket.socket | None, *,
     servers = [public]
     tasks = [public.serve(sockets=[tcp])]
     if unix is not None:
-        local = uvicorn.Server(uvicorn.Config(
+        local = _Server(uvicorn.Config(
             create_app(rt, local_socket=True), log_level="warning", access_log=False,
             server_header=False, date_header=False, http=PeerCheckedProtocol, ws="none",
             lifespan="off"))
         servers.append(local)
         tasks.append(local.serve(sockets=[unix]))
+
+    def stop() -> None:
+        for s in servers:
+            s.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
 
     async def announce_when_started() -> None:
         while not all(s.started for s in servers):

@@ -27,7 +27,7 @@ def _version() -> str:
 
 @router.get("/healthz", tags=["system"], summary="The process is alive",
             response_class=PlainTextResponse)
-def healthz() -> str:
+async def healthz() -> str:
     return "ok"
 
 
@@ -44,7 +44,7 @@ async def readyz(rt: Rt, response: Response) -> str:
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics",
             response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
+def metrics(request: Request) -> PlainTextResponse:
     return PlainTextResponse(request.app.state.metrics.render(),
                              media_type="text/plain; version=0.0.4")
 

@@ -28,6 +28,7 @@ from . import _answers as _ans
 from . import _audit as _aud
 from . import _security as _sec
 from . import _serve as _srv
+from . import _users as _usr
 from ._common import open_appliance as _open
 from ._common import parse_filters as _parse_filters
 from ._remote import LocalApi, local_api
@@ -280,8 +281,9 @@ def _iso(stamp: str | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(stamp)))
 
 
-for _command in (_srv.serve, _sec.init, _sec.unseal, _sec.seal, _sec.keys, _sec.export_command,
-                 _sec.erase_command, _aud.audit, _aud.receipt, _aud.verify_certificate,
+for _command in (_srv.serve, _usr.users, _usr.tokens, _sec.init, _sec.unseal, _sec.seal,
+                 _sec.keys, _sec.export_command, _sec.erase_command, _aud.audit, _aud.receipt,
+                 _aud.verify_certificate,
                  _ans.ask, _ans.llm, _ans.models):
     cli.add_command(_command)
 

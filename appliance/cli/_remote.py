@@ -28,7 +28,7 @@ class LocalApi:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._client = httpx.Client(
+        self._client: httpx.Client = httpx.Client(
             transport=httpx.HTTPTransport(uds=str(path)), base_url="http://greffier.local",
             headers={"X-Greffier-Operator": current_user()}, timeout=600.0)
 
@@ -39,21 +39,57 @@ class LocalApi:
             raise GreffierError(f"The running service did not answer on {self.path}: {exc}.",
                                 hint="Check `systemctl status greffier` (or the terminal "
                                 "running `greffier serve`).") from exc
-        if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"detail": response.text[:200]}
-            raise GreffierError(str(problem.get("detail") or problem.get("title")),
-                                hint=problem.get("hint"))
-        if response.status_code == 204:
-            return None
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+        return _result(response)
 
     def close(self) -> None:
         self._client.close()
+
+
+class InProcessApi(LocalApi):
+    """No service runs: the same routes and use cases, in this process, over a Runtime
+    opened for the command (unsealed with the operator's secret, sealed again after)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from fastapi.testclient import TestClient
+
+        from .._unseal import kek_source
+        from ..api import create_app
+        from ..service import Runtime
+
+        self.path = settings.data_dir
+        self._rt = Runtime(settings)
+        try:
+            self._rt.unseal(kek_source(settings), user=current_user())
+        except BaseException:
+            self._rt.close()
+            raise
+        self._client = TestClient(create_app(self._rt, local_socket=True),
+                                  base_url="http://greffier.local", raise_server_exceptions=False,
+                                  headers={"X-Greffier-Operator": current_user()})
+
+    def close(self) -> None:
+        self._client.close()
+        self._rt.close()
+
+
+def service_api(settings: Settings) -> LocalApi:
+    """The running service over its socket, else the same API in this process."""
+    return local_api(settings) or InProcessApi(settings)
+
+
+def _result(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {"detail": response.text[:200]}
+        raise GreffierError(str(problem.get("detail") or problem.get("title")),
+                            hint=problem.get("hint"))
+    if response.status_code == 204:
+        return None
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return response.json()
+    return response.text
 
 
 def local_api(settings: Settings) -> LocalApi | None:

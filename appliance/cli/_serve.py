@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
+
+from security import ConfigError
 
 from .._appliance import current_user
 from .._settings import load_settings
@@ -34,7 +37,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if overrides:
         settings = settings.model_copy(update={"api": settings.api.model_copy(
             update=overrides)})
-        type(settings).model_validate(settings.model_dump())  # re-check the safety rules
+        try:  # re-check the safety rules with the command-line values
+            type(settings).model_validate(settings.model_dump())
+        except ValidationError as exc:
+            raise ConfigError(f"Invalid options: {exc.errors()[0]['msg']}",
+                              hint="See `greffier serve --help`.") from exc
     api = settings.api
     err = console(stderr=True)
     rt = Runtime(settings)

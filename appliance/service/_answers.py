@@ -23,6 +23,8 @@ def search(rt: Runtime, who: Principal, req: SearchIn) -> SearchOut:
     with rt.using() as app:
         result, receipt = app.search(req.query, k=req.k, flt=_filter(req.filters),
                                      mode=req.mode, user=who.audit_name, receipt_id=answer_id)
+    rt.observe("greffier_stage_seconds", result.timings_ms.get("total_ms", 0.0) / 1000,
+               stage="search")
     rt.identity.save_answer(who, answer_id, "search", receipt, None, None, None)
     return SearchOut(id=answer_id, query=req.query, mode=req.mode,
                      passages=passages_out(result.passages), receipt_id=answer_id,
@@ -40,6 +42,12 @@ def ask(rt: Runtime, who: Principal, req: AskIn,
     with rt.using() as app:
         answer, receipt = app.ask(req.question, on_token=on_token, flt=_filter(req.filters),
                                   user=who.audit_name, receipt_id=answer_id)
+    for stage in ("retrieval", "first_token", "generation"):
+        if f"{stage}_ms" in answer.timings_ms:
+            rt.observe("greffier_stage_seconds", answer.timings_ms[f"{stage}_ms"] / 1000,
+                       stage=stage)
+    rt.count("greffier_answers_total", outcome="refused" if answer.refused else
+             "degraded" if answer.degraded else "answered")
     conv = rt.identity.save_answer(who, answer_id, "answer", receipt, req.conversation_id,
                                    req.question, answer.text)
     return ask_out(answer_id, answer, conv)

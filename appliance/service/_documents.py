@@ -116,6 +116,8 @@ class Staged:
             job.files.append(FileResult(self.name, outcome.status, doc.doc_id if doc else None,
                                         outcome.chunks, outcome.error, outcome.message))
             job.done += 1
+            self.rt.count("greffier_ingest_files_total", status=outcome.status)
+            self.rt.count("greffier_ingest_chunks_total", outcome.chunks)
 
         try:
             with self.rt.using() as app:

@@ -38,6 +38,7 @@ class Runtime:
         self.jobs = Jobs()
         # Stage timings (search, generation, ingest), set by the API to feed its metrics.
         self.observe: Callable[..., None] = lambda name, seconds, **labels: None
+        self.count: Callable[..., None] = lambda name, amount=1.0, **labels: None
 
     # -- state ---------------------------------------------------------------------------
     @property
