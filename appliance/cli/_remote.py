@@ -28,7 +28,7 @@ class LocalApi:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._client: httpx.Client = httpx.Client(
+        self._client: Any = httpx.Client(  # or a TestClient (InProcessApi)
             transport=httpx.HTTPTransport(uds=str(path)), base_url="http://greffier.local",
             headers={"X-Greffier-Operator": current_user()}, timeout=600.0)
 

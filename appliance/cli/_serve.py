@@ -41,7 +41,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             type(settings).model_validate(settings.model_dump())
         except ValidationError as exc:
             raise ConfigError(f"Invalid options: {exc.errors()[0]['msg']}",
-                              hint="See `greffier serve --help`.") from exc
+                              hint="Check --host and --port (see the README).") from exc
     api = settings.api
     err = console(stderr=True)
     rt = Runtime(settings)

@@ -9,7 +9,7 @@ from typing import Any
 
 from generation import Answer
 from retrieval import Passage, SearchFilter
-from security import NotFoundError
+from security import InvalidRequestError, NotFoundError
 
 from ._models import AskIn, AskOut, CitationOut, Filters, PassageOut, SearchIn, SearchOut
 from ._principal import Principal
@@ -21,6 +21,10 @@ def search(rt: Runtime, who: Principal, req: SearchIn) -> SearchOut:
     who.require("search")
     answer_id = uuid.uuid4().hex
     with rt.using() as app:
+        if req.mode == "hybrid+rerank" and app.searcher.reranker is None:
+            raise InvalidRequestError("This appliance has no reranker.",
+                                      hint="Use mode hybrid, or ask the admin to set "
+                                      "search.reranker_dir.")
         result, receipt = app.search(req.query, k=req.k, flt=_filter(req.filters),
                                      mode=req.mode, user=who.audit_name, receipt_id=answer_id)
     rt.observe("greffier_stage_seconds", result.timings_ms.get("total_ms", 0.0) / 1000,
