@@ -22,14 +22,19 @@ DOCS = {
 }
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The whole module runs on the embedded SQLite, then on a real PostgreSQL."""
     root = tmp_path_factory.mktemp("api")
     docs = root / "docs"
     docs.mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
-    api = Api(api_settings(root))
+    database = {}
+    if request.param == "postgresql":
+        database = {"url": request.getfixturevalue("postgres_server").new_database()}
+    api = Api(api_settings(root, database=database))
     with api.rt.using() as app:
         app.ingest([docs])
     api.user("alice", "reader")
