@@ -197,8 +197,13 @@ class Appliance:
         """Ingest, recorded in the audit log (refused if the record cannot be written).
 
         File and folder names are often sensitive and outlive an erasure in an append-only
-        log: they are sealed with the audit key; the clear part keeps ids and counts."""
-        user = user or self.user
+        log: they are sealed with the audit key; the clear part keeps ids and counts.
+        Runs under the indexer's guard (released while a file is parsed)."""
+        with self.indexer.guard:
+            return self._ingest(roots, sync, readmit_erased, progress, user or self.user)
+
+    def _ingest(self, roots: list[Path], sync: bool, readmit_erased: bool,
+                progress: Progress | None, user: str) -> IngestReport:
         self.audit.append("ingest.begin", user, {
             "roots": len(roots), "sync": sync, "readmit_erased": readmit_erased},
             secret={"roots": [str(r) for r in roots]})

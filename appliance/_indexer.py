@@ -9,8 +9,10 @@ is ever served and the next run indexes it afresh.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +109,9 @@ class Indexer:
         self.worker = worker
         self.limits = limits
         self.readmit_erased = False
+        # Held while the catalog, the store or the audit log change; a service shares its
+        # runtime's lock here, so searches go on while a file is being parsed.
+        self.guard = threading.RLock()
 
     # -- recovery ----------------------------------------------------------------------
     def recover(self) -> int:
@@ -124,7 +129,11 @@ class Indexer:
     # -- ingest ------------------------------------------------------------------------
     def ingest(self, roots: Sequence[Path], *, sync: bool = False,
                progress: Progress | None = None, readmit_erased: bool = False) -> IngestReport:
-        progress = progress or Progress()
+        with self.guard:
+            return self._ingest(roots, sync, progress or Progress(), readmit_erased)
+
+    def _ingest(self, roots: Sequence[Path], sync: bool, progress: Progress,
+                readmit_erased: bool) -> IngestReport:
         self.readmit_erased = readmit_erased
         started = time.perf_counter()
         report = IngestReport(recovered=self.recover())
@@ -158,6 +167,7 @@ class Indexer:
                 if candidate.content_hash in pending:  # identical to a file not yet committed
                     aliases.setdefault(candidate.content_hash, []).append(candidate)
                     continue
+                self._await_parse(candidate)
                 prepared = self._prepare(candidate)
                 if isinstance(prepared, FileOutcome):
                     record(prepared)
@@ -246,6 +256,24 @@ class Indexer:
               record: Callable[[FileOutcome], None]) -> None:
         self.catalog.record_failure(key, size, mtime, type(exc).__name__, str(exc))
         record(FileOutcome(key, "failed", error=type(exc).__name__, message=str(exc)))
+
+    def _await_parse(self, c: _Candidate) -> None:
+        """Wait for a file's parse without holding the guard (parsing can take minutes:
+        OCR); the result, or its error, is read under the guard by :meth:`_prepare`."""
+        if c.parse is None or c.parse.done():
+            return
+        depth = 0
+        try:
+            while True:  # the caller may hold the re-entrant guard more than once
+                self.guard.release()
+                depth += 1
+        except RuntimeError:
+            pass
+        try:
+            futures.wait([c.parse])
+        finally:
+            for _ in range(depth):
+                self.guard.acquire()
 
     def _prepare(self, c: _Candidate) -> FileOutcome | _Parsed:
         """Deduplicate, or wait for the parse and chunk; failures become outcomes."""

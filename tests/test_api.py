@@ -365,3 +365,37 @@ def test_sealed_appliance_answers_503_and_unseals_over_the_api(tmp_path: Path) -
             _problem(client.post("/v1/unseal", json={"passphrase": PASSPHRASE}), 409)
     finally:
         api.close()
+
+
+def test_searches_go_on_while_an_upload_is_being_parsed(
+        api: Api, client: TestClient, tokens: dict[str, str]) -> None:
+    """The ingest job lets go of the runtime while its file is parsed (OCR can take
+    minutes): a search answers meanwhile. The parse is held open on purpose."""
+    import threading
+
+    worker = api.rt.appliance().indexer.worker
+    real_parse = worker.parse
+    parsing, release = threading.Event(), threading.Event()
+
+    def held_parse(*args: object, **kwargs: object) -> object:
+        parsing.set()
+        assert release.wait(60)
+        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    worker.parse = held_parse  # type: ignore[method-assign]
+    try:
+        auth = bearer(tokens["edith"])
+        started = client.post("/v1/documents", headers=auth, files={
+            "file": ("slow.txt", b"Slow document about walruses.", "text/plain")})
+        assert started.status_code == 202
+        assert parsing.wait(60)
+        found = client.post("/v1/search", json={"query": "security incident"},
+                            headers=bearer(tokens["alice"]))
+        assert found.status_code == 200 and found.json()["passages"]
+        assert client.get(f"/v1/jobs/{started.json()['id']}",
+                          headers=auth).json()["state"] == "running"
+        release.set()
+        assert _wait(client, started.json()["id"], auth)["state"] == "done"
+    finally:
+        release.set()
+        worker.parse = real_parse  # type: ignore[method-assign]

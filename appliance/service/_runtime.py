@@ -54,6 +54,7 @@ class Runtime:
             if self._app is not None:
                 raise ConflictError("The appliance is already unsealed.")
             app = Appliance.open(self.settings, source, user=user, lock=self._dir_lock)
+            app.indexer.guard = self._guard  # an ingest lets searches in while it parses
             try:
                 self._open_identity(app)
             except BaseException:
