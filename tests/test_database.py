@@ -23,7 +23,8 @@ from appliance.db import Base, Database, DatabaseError, Group, SessionRow
 from appliance.service._sealer import AeadSealer, field_aad, metadata_key
 
 TABLES = {"users", "groups", "memberships", "api_tokens", "sessions", "answers",
-          "conversations", "messages", "feedback"}
+          "conversations", "messages", "feedback", "sources"}
+HEAD = "0002"  # the newest migration
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_migrate_creates_the_schema_and_is_idempotent(db_url: str) -> None:
     first = Database(db_url)
     assert first.revision() is None
     first.migrate()
-    assert first.revision() == "0001"
+    assert first.revision() == HEAD
     assert set(inspect(first.engine).get_table_names()) >= TABLES
     with first.session() as s:
         s.add(Group(id="g1", name="legal", created_at=1.0))
@@ -48,7 +49,7 @@ def test_migrate_creates_the_schema_and_is_idempotent(db_url: str) -> None:
     second.migrate()
     with second.session() as s:
         assert s.scalars(select(Group.name)).all() == ["legal"]
-    assert second.revision() == "0001"
+    assert second.revision() == HEAD
     second.close()
 
 

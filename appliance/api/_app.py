@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ..service import Runtime
-from . import _answers, _audit, _documents, _identity, _openapi, _problems, _system
+from . import (
+    _answers,
+    _audit,
+    _documents,
+    _identity,
+    _openai,
+    _openapi,
+    _problems,
+    _sources,
+    _system,
+)
 from ._limits import RateLimiter
 from ._metrics import Metrics
 from ._middleware import Guard
@@ -60,7 +70,7 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     app.state.per_ip_login = RateLimiter(api.login_rate_per_ip)
     _problems.install(app)
     _openapi.install(app)
-    for module in (_system, _answers, _documents, _audit, _identity):
+    for module in (_system, _answers, _documents, _sources, _audit, _identity, _openai):
         app.include_router(module.router)
     app.add_middleware(
         Guard, metrics=metrics, per_ip=RateLimiter(api.rate_per_ip),

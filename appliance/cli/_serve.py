@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -30,7 +31,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     credential, or a PKCS#11 PIN file); then an admin unseals it with POST /v1/unseal."""
     from ..api._serve import bind_tcp, bind_unix, socket_path
     from ..api._serve import serve as run
-    from ..service import Runtime
+    from ..service import Runtime, operator
+    from ..service._sources import run_schedule
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = load_settings(ctx.obj)
@@ -61,11 +63,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         source = kek_source_if_given(settings)
         if source is not None:
             rt.unseal(source, user=current_user())
+        stop = threading.Event()
+        threading.Thread(target=run_schedule, args=(rt, operator("scheduler"), stop),
+                         name="source-schedule", daemon=True).start()
         scheme = "https" if tls else "http"
         bound = tcp.getsockname()
         state = "sealed: POST /v1/unseal" if rt.sealed else "unsealed"
         asyncio.run(run(rt, tcp, unix, tls=tls,
                         announce=f"ready {scheme}://{bound[0]}:{bound[1]} ({state})"))
+        stop.set()
     finally:
         rt.close()
         socket_path(settings.data_dir).unlink(missing_ok=True)

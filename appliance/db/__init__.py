@@ -13,6 +13,7 @@ from ._tables import (
     Membership,
     Message,
     SessionRow,
+    SourceRow,
     User,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "Membership",
     "Message",
     "SessionRow",
+    "SourceRow",
     "User",
 ]

@@ -160,3 +160,19 @@ class Feedback(Base):
     rating: Mapped[int] = mapped_column(Integer)
     comment_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[float] = mapped_column(Double)
+
+
+class SourceRow(Base):
+    """A server-side folder registered by an admin (its path sealed: folder names say a
+    lot)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    path_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    every_minutes: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[float] = mapped_column(Double)
+    last_sync_at: Mapped[float | None] = mapped_column(Double)
+    last_job_id: Mapped[str | None] = mapped_column(ID)
