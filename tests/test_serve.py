@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -56,8 +57,16 @@ def data(tmp_path: Path) -> Iterator[Path]:
     yield data
 
 
+def _closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def test_https_service_and_the_cli_beside_it(data: Path) -> None:
-    server = Served(data, _env(data))
+    env = _env(data)
+    env["GREFFIER_LLM__PORT"] = _closed_port()  # no model service: answers degrade
+    server = Served(data, env)
     try:
         assert server.url.startswith("https://127.0.0.1:")
         health = server.client.get("/healthz")
@@ -76,6 +85,9 @@ def test_https_service_and_the_cli_beside_it(data: Path) -> None:
         cli_search = _run(["search", "security incident", "--json"], data)
         assert "4242" in cli_search.stdout
         assert json.loads(_run(["status", "--json"], data).stdout)["documents"] == 1
+        asked = json.loads(_run(["ask", "How are security incidents reported?", "--json"],
+                                data).stdout)
+        assert asked["degraded"] and any("4242" in p["text"] for p in asked["passages"])
         refused = _run(["ingest", str(data.parent / "docs")], data, check=False)
         assert refused.returncode == 2
         assert "greffier serve" in refused.stderr and "is running" in refused.stderr
@@ -94,7 +106,7 @@ def test_https_service_and_the_cli_beside_it(data: Path) -> None:
             server.proc.kill()
     operator_events = {str(e["event"]) for e in _entries(data)
                        if "(local operator)" in str(e["user"])}
-    assert {"user.add", "token.create", "search"} <= operator_events, operator_events
+    assert {"user.add", "token.create", "search", "ask"} <= operator_events, operator_events
     assert _entries(data)[-1]["event"] == "seal"
     assert not (data / "greffier.sock").exists()
 

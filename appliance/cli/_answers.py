@@ -8,11 +8,14 @@ from typing import Any
 
 import click
 
+from retrieval import SearchFilter
+
 from .._settings import load_settings
 from .._term import console as _console
 from .._term import safe, safe_json
 from ._common import open_appliance as _open
 from ._common import parse_filters as _parse_filters
+from ._remote import LocalApi, local_api
 
 
 @click.command()
@@ -33,8 +36,13 @@ def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bo
             console.print(safe(token, markup=False, single_line=False), end="", markup=False,
                           highlight=False, soft_wrap=True)
 
+    flt = _parse_filters(filters)
+    api = local_api(load_settings(ctx.obj))
+    if api is not None:  # the service runs: ask it over its local socket
+        _ask_remote(api, question, flt, as_json, receipt)
+        return
     with _open(ctx) as app:
-        answer, signed = app.ask(question, on_token=on_token, flt=_parse_filters(filters))
+        answer, signed = app.ask(question, on_token=on_token, flt=flt)
     if receipt:
         receipt.write_text(json.dumps(signed, indent=2))
     if as_json:
@@ -56,6 +64,30 @@ def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bo
     if answer.invalid_citations:
         console.print(f"[red]The answer cites sources that were not given: "
                       f"{answer.invalid_citations}[/]")
+
+
+def _ask_remote(api: LocalApi, question: str, flt: SearchFilter | None, as_json: bool,
+                receipt: Path | None) -> None:
+    filters = None if flt is None else {
+        "doc_ids": list(flt.doc_ids), "langs": list(flt.langs), "formats": list(flt.formats)}
+    body = api.call("POST", "/v1/ask", json={"question": question, "filters": filters})
+    if receipt:
+        receipt.write_text(json.dumps(api.call("GET", f"/v1/answers/{body['id']}/receipt"),
+                                      indent=2))
+    if as_json:
+        click.echo(safe_json(body))
+        return
+    console = _console()
+    console.print(safe(body["answer"] or body["notice"], markup=False, single_line=False),
+                  markup=False, highlight=False, soft_wrap=True)
+    if body["degraded"]:
+        console.print(f"[yellow]{safe(body['notice'])}[/]", soft_wrap=True)
+    cited = {c["number"] for c in body["citations"]}
+    for p in body["passages"]:
+        mark = "*" if p["number"] in cited else " "
+        page = f", page {p['page']}" if p["page"] else ""
+        console.print(f"{mark}[{p['number']}] {safe(p['document'])}{page}", highlight=False,
+                      soft_wrap=True)
 
 
 def _answer_dict(answer: Any) -> dict[str, Any]:
