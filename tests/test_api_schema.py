@@ -52,7 +52,8 @@ def test_the_description_names_its_security_schemes() -> None:
 
 
 @schema.exclude(path_regex="^/v1/(seal|unseal)$").parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
 def test_generated_requests(case: schemathesis.Case) -> None:
     case.call_and_validate(
         headers={"Authorization": f"Bearer {_TOKEN}"},

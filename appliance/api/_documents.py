@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from security import InvalidRequestError, RequestError
@@ -85,6 +86,11 @@ async def upload(request: Request, rt: Rt, who: Caller) -> JobOut:
             if errors:
                 raise errors[0]
         parser.finalize()
+    except MultipartParseError as exc:
+        for staged in staged_all:
+            staged.abort()
+        raise InvalidRequestError("The multipart body is malformed.",
+                                  hint="curl -F file=@report.pdf … builds a valid one.") from exc
     except BaseException:
         for staged in staged_all:
             staged.abort()
