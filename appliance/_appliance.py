@@ -60,6 +60,7 @@ from ._keys import (
     settle_certificates,
     unseal_keys,
 )
+from ._metakey import drop_stale_metadata_keys
 from ._settings import Settings
 
 __all__ = ["Appliance", "check_keys_and_log", "current_user", "rotate_kek"]
@@ -184,6 +185,7 @@ class Appliance:
         # and anchor behind (one interrupted before it, the new ones): finish the job.
         catalog.drop_other_wrapped_deks(keys.kek_id)
         settle_certificates(data / "certificates", keys)
+        drop_stale_metadata_keys(data, keys)  # an interrupted rotation's leftovers
         current = anchor_path(data / "audit", keys)
         for stale in (data / "audit").glob("anchor.*"):
             if stale != current and not stale.name.endswith(".tmp"):

@@ -28,6 +28,7 @@ from security import (
 )
 
 from ._datadir import lock_data_dir
+from ._metakey import drop_stale_metadata_keys, rewrap_metadata_key
 from ._settings import Settings
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
         app.catalog.add_wrapped_deks(
             new.kek_id, [(h, new.wrap_dek(h, old.unwrap_dek(h, blob))) for h, blob in rows])
         Anchor(anchor_path(folder, new), new.wrapper).save(head)
+        rewrap_metadata_key(app.settings.data_dir, old, new)
         _resign_certificates(app.settings.data_dir / "certificates", old, new)
 
     old = app.keys
@@ -125,6 +127,7 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
                               last_head=head)
     settle_certificates(app.settings.data_dir / "certificates", app.keys)
     anchor_path(folder, old).unlink(missing_ok=True)
+    drop_stale_metadata_keys(app.settings.data_dir, app.keys)
     old.close()
     app.catalog.drop_other_wrapped_deks(app.keys.kek_id)
     app.cipher.rekey(app.keys)

@@ -3,8 +3,6 @@ sealed-column envelope. Runs on SQLite and on a real PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import stat
 import threading
@@ -20,7 +18,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from appliance.db import Base, Database, DatabaseError, Group, SessionRow
-from appliance.service._sealer import AeadSealer, field_aad, metadata_key
+from appliance.service._sealer import AeadSealer, field_aad
 
 TABLES = {"users", "groups", "memberships", "api_tokens", "sessions", "answers",
           "conversations", "messages", "feedback", "sources"}
@@ -136,22 +134,9 @@ def test_an_unreachable_server_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 # -- sealed columns --------------------------------------------------------------------
-def _hkdf_sha256(ikm: bytes, info: bytes) -> bytes:
-    """RFC 5869 written out, to check metadata_key against (salt absent: 32 zero bytes)."""
-    prk = hmac.new(b"\x00" * 32, ikm, hashlib.sha256).digest()
-    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
-
-
-@pytest.mark.unit
-def test_metadata_key_is_hkdf_of_the_index_key() -> None:
-    index_key = bytes(range(32))
-    assert metadata_key(index_key) == _hkdf_sha256(index_key, b"greffier metadata v1")
-    assert metadata_key(index_key) != index_key
-
-
 @pytest.mark.unit
 def test_sealer_round_trip_and_tampering() -> None:
-    sealer = AeadSealer(metadata_key(os.urandom(32)))
+    sealer = AeadSealer(os.urandom(32))
     aad = field_aad("messages", "m1", "content")
     blob = sealer.seal("Quelle est la procédure ?".encode(), aad)
     assert blob[0] == 1 and len(blob) == 1 + 12 + len("Quelle est la procédure ?".encode()) + 16
@@ -159,7 +144,7 @@ def test_sealer_round_trip_and_tampering() -> None:
     assert sealer.seal(b"same", aad) != sealer.seal(b"same", aad)  # fresh nonce each time
     flipped = blob[:20] + bytes([blob[20] ^ 1]) + blob[21:]
     moved = field_aad("messages", "m2", "content")
-    other = AeadSealer(metadata_key(os.urandom(32)))
+    other = AeadSealer(os.urandom(32))
     for bad in (lambda: sealer.open(flipped, aad), lambda: sealer.open(blob, moved),
                 lambda: other.open(blob, aad), lambda: sealer.open(b"\x02" + blob[1:], aad),
                 lambda: sealer.open(blob[:10], aad)):

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from appliance.db import Base, Conversation, Database, DatabaseError, Message, User
 from appliance.service import Principal, operator
-from appliance.service._identity import AeadSealer, Identity, IdentityPolicy, metadata_key
+from appliance.service._identity import AeadSealer, Identity, IdentityPolicy
 from security import (
     AuditLog,
     AuthError,
@@ -57,7 +57,7 @@ class World:
         self.log = AuditLog(folder / "audit", [(0, os.urandom(32))],
                             Ed25519PrivateKey.generate())
         self.clock = Clock()
-        self.identity = Identity(self.db, self.audit, AeadSealer(metadata_key(os.urandom(32))),
+        self.identity = Identity(self.db, self.audit, AeadSealer(os.urandom(32)),
                                  policy=IdentityPolicy(), clock=self.clock)
         self.totp: dict[str, str] = {}
 

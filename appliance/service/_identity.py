@@ -30,9 +30,9 @@ from ._identity_models import UserOut
 from ._identity_sessions import Sessions
 from ._identity_tokens import Tokens
 from ._principal import Principal, Role, check_roles
-from ._sealer import AeadSealer, Sealer, metadata_key
+from ._sealer import AeadSealer, Sealer
 
-__all__ = ["AeadSealer", "Audit", "Identity", "IdentityPolicy", "Sealer", "metadata_key"]
+__all__ = ["AeadSealer", "Audit", "Identity", "IdentityPolicy", "Sealer"]
 
 
 class Identity(Sessions, Tokens, Conversations):

@@ -65,8 +65,9 @@ class Runtime:
             self._unsealing.release()
 
     def _open_identity(self, app: Appliance) -> None:
+        from .._metakey import metadata_key
         from ..db import Database
-        from ._identity import AeadSealer, Identity, metadata_key
+        from ._identity import AeadSealer, Identity
         from ._policy import identity_policy
 
         db = Database(self.database_url())
@@ -78,7 +79,8 @@ class Runtime:
                 return app.audit.append(event, user, details, secret=secret)
 
         self._db = db
-        self._identity = Identity(db, audit, AeadSealer(metadata_key(app.keys.index_key)),
+        key = metadata_key(self.settings.data_dir, app.keys)
+        self._identity = Identity(db, audit, AeadSealer(key),
                                   policy=identity_policy(self.settings))
 
     def database_url(self) -> str:

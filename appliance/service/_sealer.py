@@ -3,16 +3,16 @@
 
 Format (the same envelope as the rest of Greffier, ``security/FORMAT.md``)::
 
-    metadata key = HKDF-SHA256(index key, salt none, info "greffier metadata v1")
+    metadata key = 32 random bytes, wrapped under the KEK (keys/metadata.<kek>.key)
     sealed       = 0x01 || nonce (12 random bytes) || AES-256-GCM(metadata key, nonce,
                                                                   plaintext, aad)
     aad          = "greffier/v1/meta/<table>/<row id>/<column>"
 
-The key is derived from the index key, so it is available exactly while the appliance is
-unsealed, and rotates with it. The random 96-bit nonce is GCM's native size; the number of
-sealed fields stays far below the 2^32 messages per key that random nonces allow. The
-associated data binds a blob to its row and column: a blob copied into another user's
-conversation, or a title moved into a message, fails to open.
+The key (``appliance/_metakey.py``) is available exactly while the appliance is unsealed;
+a KEK rotation re-wraps it, so sealed rows stay readable. The random 96-bit nonce is
+GCM's native size; the number of sealed fields stays far below the 2^32 messages per key
+that random nonces allow. The associated data binds a blob to its row and column: a blob
+copied into another user's conversation, or a title moved into a message, fails to open.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import os
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..db import DatabaseError
 
@@ -38,11 +36,6 @@ class Sealer(Protocol):
     def seal(self, plaintext: bytes, aad: bytes) -> bytes: ...
 
     def open(self, blob: bytes, aad: bytes) -> bytes: ...
-
-
-def metadata_key(index_key: bytes) -> bytes:
-    """The key of the sealed metadata columns, derived from the appliance's index key."""
-    return HKDF(hashes.SHA256(), 32, None, b"greffier metadata v1").derive(index_key)
 
 
 def field_aad(table: str, row_id: str, column: str) -> bytes:
