@@ -24,6 +24,14 @@ class Served:
         self.env = env
         self.proc = subprocess.Popen([*GREFFIER, "serve", "--port", "0"], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self._connect(data)
+        except BaseException:
+            self.proc.kill()  # never leave a server behind a failed start
+            self.proc.wait()
+            raise
+
+    def _connect(self, data: Path) -> None:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("ready "), line + (self.proc.stderr.read()
