@@ -289,14 +289,23 @@ class Appliance:
     def ask(self, question: str, *, on_token: Callable[[str], None] = lambda t: None,
             flt: SearchFilter | None = None, user: str | None = None,
             receipt_id: str | None = None) -> tuple[Answer, dict[str, Any]]:
-        """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt."""
+        """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt.
+
+        The guard is held to retrieve and to record, not while the model writes (seconds to
+        minutes): other requests go on meanwhile."""
         user = user or self.user
-        answerer = self.answerer()
-        # Recorded before anything is retrieved: no record, no answer.
-        self.audit.append("ask.begin", user,
-                          {"question_hmac": self.audit.question_hash(question)})
-        result = self.searcher.search(question, k=max(answerer.max_sources, 10), flt=flt)
+        with self.indexer.guard:
+            answerer = self.answerer()
+            # Recorded before anything is retrieved: no record, no answer.
+            self.audit.append("ask.begin", user,
+                              {"question_hmac": self.audit.question_hash(question)})
+            result = self.searcher.search(question, k=max(answerer.max_sources, 10), flt=flt)
         answer = answerer.answer(question, result, on_token)
+        with self.indexer.guard:
+            return answer, self._record_answer(question, answer, user, receipt_id)
+
+    def _record_answer(self, question: str, answer: Answer, user: str,
+                       receipt_id: str | None) -> dict[str, Any]:
         ident = self.encoder.identity
         passages = [{"chunk_id": p.chunk_id, "content_sha256": p.content_hash,
                      "doc_id": p.doc_id, "version": p.version} for p in answer.passages]
@@ -317,8 +326,7 @@ class Appliance:
         index = self.audit.append(
             "ask", user, {k: v for k, v in body.items() if k not in ("kind", "user", "id")},
             secret={"question": question, "answer": answer.text})
-        receipt = issue_receipt(self.audit, index, body, self.keys.signing_key)
-        return answer, receipt
+        return issue_receipt(self.audit, index, body, self.keys.signing_key)
 
     def original(self, content_hash: str, *, user: str | None = None
                  ) -> Iterator[bytes]:

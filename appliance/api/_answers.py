@@ -41,14 +41,22 @@ async def _events(rt: Rt, who: Caller, body: AskIn) -> AsyncIterator[str]:
     """Tokens as they come, then the whole answer (sources, receipt id) as the last event."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    gone = threading.Event()  # the client left: stop generating
 
     def put(kind: str, value: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
+    def on_token(token: str) -> None:
+        if gone.is_set():
+            raise ClientGoneError("The client closed the stream.")
+        put("token", token)
+
     def work() -> None:
         try:
-            out = use.ask(rt, who, body, on_token=lambda t: put("token", t))
+            out = use.ask(rt, who, body, on_token=on_token)
             put("answer", out.model_dump())
+        except ClientGoneError:
+            pass  # "ask.begin" without "ask" in the audit log: an abandoned question
         except GreffierError as exc:
             status, code = status_of(exc)
             put("error", {"status": status, "code": code, "detail": exc.message})
@@ -58,11 +66,18 @@ async def _events(rt: Rt, who: Caller, body: AskIn) -> AsyncIterator[str]:
             put("end", None)
 
     threading.Thread(target=work, daemon=True, name="ask-stream").start()
-    while True:
-        kind, value = await queue.get()
-        if kind == "end":
-            break
-        yield f"event: {kind}\ndata: {json.dumps(value, ensure_ascii=False)}\n\n"
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "end":
+                break
+            yield f"event: {kind}\ndata: {json.dumps(value, ensure_ascii=False)}\n\n"
+    finally:
+        gone.set()
+
+
+class ClientGoneError(Exception):
+    """Raised into the generation when the client has closed its stream."""
 
 
 @router.get("/answers/{answer_id}/receipt", summary="The signed receipt of an answer",

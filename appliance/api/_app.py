@@ -46,7 +46,7 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     caller is the local operator (peer credentials checked by the server)."""
     api = rt.settings.api
     app = FastAPI(title="Greffier", version="1", description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.runtime = rt
     app.state.local_socket = local_socket
     metrics = Metrics()

@@ -3,6 +3,7 @@ its CSRF token, or the local operator on the Unix socket)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +14,7 @@ from ..service import Principal, Runtime, operator
 from ._limits import RateLimiter
 
 SESSION_COOKIE = "__Host-greffier-session"
+_OPERATOR = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # a login name, nothing else
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -32,8 +34,8 @@ def caller(request: Request) -> Principal:
     rt.appliance()  # sealed: 503 before anything else (no account can be checked)
     state = request.app.state
     if state.local_socket:
-        name = request.headers.get("x-greffier-operator", "root")[:64] or "root"
-        who = operator("".join(c for c in name if c.isprintable()), via="socket")
+        name = request.headers.get("x-greffier-operator", "root")
+        who = operator(name if _OPERATOR.fullmatch(name) else "root", via="socket")
     else:
         who = _authenticate(rt, request)
     limiter: RateLimiter = state.per_user

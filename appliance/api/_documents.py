@@ -76,16 +76,21 @@ async def upload(request: Request, rt: Rt, who: Caller) -> JobOut:
     def on_part_end() -> None:
         state["staged"] = None
 
+    def on_end() -> None:
+        state["ended"] = True
+
     parser = MultipartParser(boundary, {
         "on_header_field": on_header_field, "on_header_value": on_header_value,
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data, "on_part_end": on_part_end})
+        "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end})
     try:
         async for chunk in request.stream():
             parser.write(chunk)
             if errors:
                 raise errors[0]
         parser.finalize()
+        if not state.get("ended"):
+            raise MultipartParseError("no closing boundary: the body was cut short")
     except MultipartParseError as exc:
         for staged in staged_all:
             staged.abort()

@@ -28,9 +28,8 @@ _HEADERS = [
      b"frame-ancestors 'none'; form-action 'self'"),
     (b"cache-control", b"no-store"),
 ]
-_DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-             b"frame-ancestors 'none'")
 _UNLIMITED = ("/healthz", "/readyz", "/metrics")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class TooLarge(HTTPException):
@@ -70,8 +69,6 @@ class Guard:
                 names = {k.lower() for k, _ in headers}
                 for name, value in _HEADERS:
                     if name not in names:
-                        if name == b"content-security-policy" and path in ("/docs", "/redoc"):
-                            value = _DOCS_CSP
                         headers.append((name, value))
                 if self.tls:
                     headers.append((b"strict-transport-security",
@@ -103,9 +100,10 @@ class Guard:
     def record(self, scope: Scope, started: float, status: int) -> None:
         route = scope.get("route")
         label = getattr(route, "path", None) or "unmatched"
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded labels
         self.metrics.observe("greffier_http_request_duration_seconds",
                              time.perf_counter() - started, route=label,
-                             method=scope["method"], status=str(status))
+                             method=method, status=str(status))
 
     def client_ip(self, scope: Scope) -> str:
         peer = (scope.get("client") or ("unix", 0))[0]

@@ -66,10 +66,17 @@ def install(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Bearer realm="greffier"'
         if status == 503 and "Retry-After" not in headers:
             headers["Retry-After"] = "30"
-        if status >= 500:
-            _log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        if status == 403:
+            await _record_denial(request, exc)
+        if status == 503:
+            return problem(status, _TITLES[503], exc.message, code=code, hint=exc.hint,
+                           headers=headers)
+        if status >= 500:  # the details (paths, internals) stay in the server's log
+            _log.error("%s %s failed: %s — %s", request.method, request.url.path,
+                       exc.message, exc.hint)
             return problem(status, "The appliance could not complete the request",
-                           exc.message, code=code, hint=exc.hint, headers=headers)
+                           "The error was logged on the appliance.", code=code,
+                           headers=headers)
         return problem(status, _TITLES.get(status, "Request refused"), exc.message,
                        code=code, hint=exc.hint, headers=headers)
 
@@ -91,6 +98,21 @@ def install(app: FastAPI) -> None:
         _log.exception("%s %s crashed", request.method, request.url.path)
         return problem(500, "Internal error", "The error was logged on the appliance.",
                        code="internal")
+
+
+async def _record_denial(request: Request, exc: GreffierError) -> None:
+    import asyncio
+
+    from ..service._denials import record_denial
+
+    who = getattr(request.state, "principal", None)
+    name = who.audit_name if who is not None else "(not yet identified)"
+    client = str(request.scope.get("state", {}).get("client_ip") or "unknown")
+    try:
+        await asyncio.to_thread(record_denial, request.app.state.runtime, name,
+                                f"{request.method} {request.url.path}", client, exc.message)
+    except GreffierError:
+        _log.error("could not record a denial in the audit log")
 
 
 _TITLES = {

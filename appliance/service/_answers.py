@@ -43,9 +43,9 @@ def ask(rt: Runtime, who: Principal, req: AskIn,
     if req.conversation_id is not None:
         rt.identity.conversation(who, req.conversation_id)  # own conversations only
     answer_id = uuid.uuid4().hex
-    with rt.using() as app:
-        answer, receipt = app.ask(req.question, on_token=on_token, flt=_filter(req.filters),
-                                  user=who.audit_name, receipt_id=answer_id)
+    app = rt.appliance()  # not held while the model writes: Appliance.ask guards its parts
+    answer, receipt = app.ask(req.question, on_token=on_token, flt=_filter(req.filters),
+                              user=who.audit_name, receipt_id=answer_id)
     for stage in ("retrieval", "first_token", "generation"):
         if f"{stage}_ms" in answer.timings_ms:
             rt.observe("greffier_stage_seconds", answer.timings_ms[f"{stage}_ms"] / 1000,

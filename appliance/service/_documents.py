@@ -3,6 +3,7 @@ and crypto-erasure with its signed certificate."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -152,16 +153,31 @@ def job_out(job: Job) -> JobOut:
 
 
 def staging_dir(rt: Runtime) -> Path:
-    """Where uploads wait for the parser: memory-backed (/dev/shm), private to root."""
-    base = Path(os.environ.get("GREFFIER_STAGING_DIR", "/dev/shm"))  # noqa: S108 - tmpfs
+    """Where uploads wait for the parser: memory-backed, private to the service's user.
+    As root, under /run/greffier (a tmpfs only root can create in, so nobody squats the
+    name); otherwise under /dev/shm, checked to be ours."""
     tag = hashlib.sha256(str(rt.settings.data_dir).encode()).hexdigest()[:16]
-    folder = base / f"greffier-{tag}"
+    given = os.environ.get("GREFFIER_STAGING_DIR")
+    if given:
+        base = Path(given)
+    elif os.geteuid() == 0 and Path("/run").is_dir():
+        base = Path("/run/greffier")
+        base.mkdir(mode=0o700, exist_ok=True)
+    else:
+        base = Path("/dev/shm")  # noqa: S108 - a tmpfs; the folder is checked below
+    folder = base / f"staging-{tag}"
     folder.mkdir(mode=0o700, exist_ok=True)
     info = folder.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise ConfigError(f"The upload staging folder {folder} is not private to this user.",
-                          hint=f"Remove it (rm -r {folder}) and retry.")
+        raise ConfigError("The upload staging folder is not private to the service.",
+                          hint="Set GREFFIER_STAGING_DIR to a private tmpfs folder.")
     return folder
+
+
+def clear_staging(rt: Runtime) -> None:
+    """At shutdown: uploads not yet ingested are dropped (their jobs end with the process)."""
+    with contextlib.suppress(ConfigError, OSError):
+        shutil.rmtree(staging_dir(rt))
 
 
 def safe_name(filename: str) -> str:

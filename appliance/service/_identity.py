@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from security import ConflictError, InvalidRequestError, hash_password
+from security import ConflictError, ForbiddenError, InvalidRequestError, hash_password
 
 from ..db import ApiTokenRow, Database, SessionRow, User
 from ._identity_common import MFA_ROLES, NAME, Audit, IdentityPolicy, join, split
@@ -121,8 +121,11 @@ class Identity(Sessions, Tokens, Conversations):
                   roles: Iterable[str]) -> tuple[UserOut, str | None]:
         """Replace an account's roles. Its sessions end (the next login meets the new
         roles' rules). Promoted to admin or auditor without a second factor, it gets one:
-        the otpauth:// URI is returned this once."""
+        the otpauth:// URI is returned this once. Nobody changes his own roles."""
         by.require("users")
+        if name == by.name and by.via not in ("socket", "local"):
+            raise ForbiddenError("Nobody changes his own roles.",
+                                 hint="Another admin, or the operator on the box, can.")
         checked = _roles(roles)
         with self.db.session() as s:
             user = self.account(s, name, lock=True)

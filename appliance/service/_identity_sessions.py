@@ -25,14 +25,16 @@ from security import (
 )
 
 from ..db import SessionRow, User
-from ._identity_common import MFA_ROLES, Core, split
+from ._identity_common import MFA_ROLES, NAME, Core, split
 from ._identity_models import LoginResult
 from ._principal import Principal
 
 TOUCH_S = 15.0  # last_seen_at is written at most this often (one write per request is waste)
 MAX_LOCKOUT_S = 24 * 3600.0
 _WRONG = "Wrong account name, password or code."
-_WRONG_HINT = "Check them and try again; repeated failures lock the account for a while."
+_WRONG_HINT = ("Check them and try again (admins, auditors and accounts with a second "
+               "factor also give their 6-digit code); repeated failures lock the account "
+               "for a while.")
 
 
 class Sessions(Core):
@@ -48,7 +50,9 @@ class Sessions(Core):
             user = self.user_named(s, name)
             found = None if user is None else (user.id, user.password_hash, user.disabled,
                                                 user.locked_until)
-        shown = name[:64]
+        # What a caller typed goes into the log only if it can be an account name (not a
+        # password typed in the wrong field, not a forged "(local operator)" label).
+        shown = name if NAME.fullmatch(name) else "(invalid name)"
         if found is None or found[2]:
             verify_password(self._dummy(), password)
             self.audit("login.failure", shown, {"client": client, "reason": "unknown account"
@@ -73,9 +77,9 @@ class Sessions(Core):
             elif not password_ok:
                 failure = self._failed(user, "password", client, now)
             elif mfa and not totp:
-                self.audit("login.failure", user.name, {"client": client, "reason": "no code"})
-                failure = AuthError("A TOTP code is needed for this account.",
-                                    hint="Enter the 6-digit code from your authenticator app.")
+                # Answered like a wrong password, and counted: a missing code must not tell
+                # a guesser that the password was right.
+                failure = self._failed(user, "no code", client, now)
             elif mfa and not self._code_ok(user, totp or "", now):
                 failure = self._failed(user, "code", client, now)
             else:

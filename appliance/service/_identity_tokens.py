@@ -69,6 +69,13 @@ class Tokens(Core):
     def _owner(self, s: Session, by: Principal, user: str | None) -> User:
         if user is None or (user == by.name and by.via == "session"):
             return self.own_account(s, by)
+        if by.via not in ("socket", "local"):
+            # An admin minting a reader's token could read as that reader: only the owner
+            # (signed in) or the operator on the box makes a token for an account.
+            raise ForbiddenError(
+                "A token is created by its owner.",
+                hint="The account's owner signs in and creates it; on the appliance, the "
+                "operator can run `greffier tokens create --user NAME`.")
         by.require("users")
         owner = self.account(s, user)
         if owner.disabled:
@@ -124,6 +131,11 @@ class Tokens(Core):
                     principal = self.principal(s, owner, via="token", token_id=row.id,
                                                scopes=split(row.scopes))
                     self.audit("token.use", principal.audit_name, {"token_id": row.id})
+            elif parsed is not None:  # an id that is not ours, or a wrong secret for it
+                self.audit("token.failure", "(unknown)", {
+                    "token_id": parsed[0], "reason": "unknown" if row is None else "secret"})
+            else:
+                self.audit("token.failure", "(unknown)", {"reason": "malformed"})
         if principal is None:
             raise AuthError("The API token is unknown, expired or revoked.",
                             hint="Create a new token (POST /v1/tokens) and use it as "

@@ -49,6 +49,11 @@ def check_roles(roles: frozenset[str] | set[str]) -> frozenset[Role]:
         raise InvalidRequestError(
             "An account cannot be both admin and auditor (separation of duties).",
             hint="Create two accounts, one per duty.")
+    if set(roles) & {"admin", "auditor"} and set(roles) & {"reader", "editor"}:
+        raise InvalidRequestError(
+            "An admin or auditor account reads no content: it cannot also be reader or "
+            "editor (separation of duties).",
+            hint="Give the person a second account for reading documents.")
     return frozenset(roles)  # type: ignore[arg-type]
 
 

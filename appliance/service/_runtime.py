@@ -98,13 +98,23 @@ class Runtime:
                 return
             app.user = user
             self.jobs.cancel_all()
+            if self._db is not None:  # sealing logs everybody out
+                from sqlalchemy import delete
+
+                from ..db import SessionRow
+
+                with self._db.session() as s:
+                    s.execute(delete(SessionRow))
             app.close()
             if self._db is not None:
                 self._db.close()
             self._db = self._identity = None
 
     def close(self) -> None:
+        from ._documents import clear_staging
+
         self.seal(user="greffier serve")
+        clear_staging(self)
         self._dir_lock.close()
 
     # -- access --------------------------------------------------------------------------
