@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apiharness import PASSPHRASE, Api, api_settings, bearer
 from fastapi.testclient import TestClient
 
 from appliance.api import create_app
 from generation import Sampling
-
-from apiharness import PASSPHRASE, Api, api_settings, bearer
 
 pytestmark = pytest.mark.integration
 
