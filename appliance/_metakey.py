@@ -11,7 +11,7 @@ from pathlib import Path
 
 from security import UnsealedKeys, write_atomically
 
-_LABEL = b"greffier metadata key v1"
+_LABEL = b"greffier/v1/metadata-key"
 
 
 def metadata_key_path(data: Path, keys: UnsealedKeys) -> Path:
