@@ -122,3 +122,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url = server.new_database()
     yield url
     server.drop_database(url)
+
+
+# The session's vLLM, shared by the e2e modules (imported last: tests/llm.py uses this module).
+from llm import llm  # noqa: E402, F401

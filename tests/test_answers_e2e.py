@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from llm import Llm, free_port
 
 from appliance import Appliance
-from appliance._llm import ModelService, api_key, prepare_dev
-from generation import NOT_FOUND, SYSTEM, Generator, Sampling
+from appliance._llm import ModelService, api_key
+from generation import NOT_FOUND, SYSTEM, Generator, Sampling, VllmGenerator
 from retrieval import SearchFilter
 from security import Keyring, verify_receipt
 
-from conftest import ROOT, make_settings, open_appliance
+from conftest import make_settings, open_appliance
 
 pytestmark = pytest.mark.e2e
-LLM_PYTHON = ROOT / ".venv-llm" / "bin" / "python"
 
 DOCS = {
     "cafeteria.txt": "Cafeteria rules. The cafeteria access code is ZORBLAX-17. The code "
@@ -50,32 +49,22 @@ class Recording:
         yield from self.inner.stream(messages, sampling)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
-    if not LLM_PYTHON.exists():
-        pytest.skip("no .venv-llm: run `make venv-llm` (make test does)")
+def served(tmp_path_factory: pytest.TempPathFactory, llm: Llm) -> Iterator[Appliance]:
+    """An appliance over the session's vLLM (tests/llm.py: started once for every module)."""
     root = tmp_path_factory.mktemp("answers")
-    model = prepare_dev(root / "models" / "smollm2-135m-instruct")
-    settings = make_settings(root / "data", llm={"model_dir": str(model), "port": _free_port()})
-    service = ModelService(settings)
-    service.start()
+    settings = make_settings(root / "data", llm=llm.settings())
+    llm.attach(settings.data_dir)
     docs = root / "docs"
     docs.mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
     app = open_appliance(settings)
     app.ingest([docs])
-    app.service = service  # type: ignore[attr-defined]
+    app.service = llm.service  # type: ignore[attr-defined]
     answerer = app.answerer()
     answerer.generator = Recording(answerer.generator)
     yield app
-    service.stop()
     app.close()
 
 
@@ -206,8 +195,16 @@ def test_forged_chat_turns_reach_vllm_as_text(served: Appliance) -> None:
 
 
 def test_with_the_model_stopped_ask_degrades_to_passages(served: Appliance) -> None:
-    served.service.stop()  # type: ignore[attr-defined]
-    answer, receipt = served.ask("What is the cafeteria access code?")
+    # The session's model service stays up for other modules: this appliance is pointed
+    # at a loopback port where nothing listens, as when its model service is down.
+    answerer = served.answerer()
+    kept = answerer.generator
+    answerer.generator = VllmGenerator(f"http://127.0.0.1:{free_port()}/v1", "key",
+                                       served.settings.llm.model_name, timeout_s=5)
+    try:
+        answer, receipt = served.ask("What is the cafeteria access code?")
+    finally:
+        answerer.generator = kept
     assert answer.degraded and not answer.refused
     assert "unavailable" in answer.notice
     assert answer.passages and "ZORBLAX-17" in answer.passages[0].text
