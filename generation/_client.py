@@ -48,7 +48,8 @@ class VllmGenerator:
             response = self._get().chat.completions.create(
                 model=self.model, messages=messages, stream=True,
                 temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens, seed=sampling.seed)
+                max_tokens=sampling.max_tokens,
+                **({"seed": sampling.seed} if sampling.seed is not None else {}))
             for event in response:
                 if event.choices and event.choices[0].delta.content:
                     yield event.choices[0].delta.content

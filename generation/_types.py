@@ -12,7 +12,9 @@ class Sampling:
     temperature: float = 0.1
     top_p: float = 0.9
     max_tokens: int = 384
-    seed: int = 0
+    # No per-request seed by default: vLLM on the CPU dies on a seeded request whose
+    # prefill is chunked ("CPU Generator does not use offset", bench/api_load.py).
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
