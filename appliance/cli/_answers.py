@@ -13,6 +13,7 @@ from retrieval import SearchFilter
 from .._settings import load_settings
 from .._term import console as _console
 from .._term import safe, safe_json
+from ._common import filters_json
 from ._common import open_appliance as _open
 from ._common import parse_filters as _parse_filters
 from ._remote import LocalApi, local_api
@@ -68,8 +69,7 @@ def ask(ctx: click.Context, question: str, filters: tuple[str, ...], as_json: bo
 
 def _ask_remote(api: LocalApi, question: str, flt: SearchFilter | None, as_json: bool,
                 receipt: Path | None) -> None:
-    filters = None if flt is None else {
-        "doc_ids": list(flt.doc_ids), "langs": list(flt.langs), "formats": list(flt.formats)}
+    filters = filters_json(flt)
     body = api.call("POST", "/v1/ask", json={"question": question, "filters": filters})
     if receipt:
         receipt.write_text(json.dumps(api.call("GET", f"/v1/answers/{body['id']}/receipt"),

@@ -32,3 +32,10 @@ def parse_filters(filters: tuple[str, ...]) -> SearchFilter | None:
     if not values:
         return None
     return SearchFilter(**{k: tuple(v) for k, v in values.items()})
+
+
+def filters_json(flt: SearchFilter | None) -> dict[str, list[str]] | None:
+    """A search filter as the API's ``filters`` object."""
+    if flt is None:
+        return None
+    return {"doc_ids": list(flt.doc_ids), "langs": list(flt.langs), "formats": list(flt.formats)}

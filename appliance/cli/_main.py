@@ -29,6 +29,7 @@ from . import _audit as _aud
 from . import _security as _sec
 from . import _serve as _srv
 from . import _users as _usr
+from ._common import filters_json
 from ._common import open_appliance as _open
 from ._common import parse_filters as _parse_filters
 from ._remote import LocalApi, local_api
@@ -143,8 +144,7 @@ def search(ctx: click.Context, query: str, k: int | None, filters: tuple[str, ..
 
 def _search_remote(api: LocalApi, query: str, k: int | None, flt: SearchFilter | None,
                    mode: str, as_json: bool, receipt: Path | None) -> None:
-    filters = None if flt is None else {
-        "doc_ids": list(flt.doc_ids), "langs": list(flt.langs), "formats": list(flt.formats)}
+    filters = filters_json(flt)
     body = api.call("POST", "/v1/search", json={"query": query, "k": k, "mode": mode,
                                                 "filters": filters})
     if receipt:
