@@ -53,31 +53,10 @@ PIAF = ROOT.parent / "shared" / "data" / "piaf-dev"
 GREFFIER = [sys.executable, "-m", "appliance"]
 PASSPHRASE = "greffier api load benchmark passphrase"
 TICK = os.sysconf("SC_CLK_TCK")
-# The dev model's context for the run. With the default (4096), the answerer fills prompts
-# up to ~3700 tokens; vLLM on the CPU then splits the prefill in chunks of 2048 tokens, and
-# with a per-request seed (Sampling.seed) its engine dies at the first such prompt
-# ("RuntimeError: CPU Generator does not use offset"): every later ask degrades.
-# ``--llm-context 4096`` reproduces it.
-LLM_CONTEXT = 2048
-# ``--nodelay``, a diagnostic: ``greffier serve`` with its listening socket made as
-# IPPROTO_TCP, so that asyncio sets TCP_NODELAY on each connection (it skips sockets
-# created with protocol 0, which is what appliance/api/_serve.py's bind_tcp makes).
-NODELAY_SERVE = """
-import socket, sys
-import appliance.api._serve as served
-def bind_tcp(host, port):
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                         socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(512)
-    sock.set_inheritable(True)
-    return sock
-served.bind_tcp = bind_tcp
-sys.argv[0] = "greffier"
-from appliance.cli import main
-main()
-"""
+# The dev model's context for the run: the appliance's default. (With a per-request seed,
+# vLLM on the CPU died on prompts over 2048 tokens, whose prefill it chunks: "RuntimeError:
+# CPU Generator does not use offset". Greffier no longer sends a seed.)
+LLM_CONTEXT = 4096
 
 
 def pct(values: list[float], q: float) -> float:
@@ -337,8 +316,8 @@ def _append(rt: Any, q: str) -> None:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], log: Path, *, nodelay: bool = False) -> None:
-        command = [sys.executable, "-c", NODELAY_SERVE] if nodelay else GREFFIER
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        command = GREFFIER
         self.log = log
         with log.open("w") as err:
             self.proc = subprocess.Popen([*command, "serve", "--port", "0"], env=env,
@@ -629,13 +608,11 @@ def main() -> None:
     parser.add_argument("--skip-llm", action="store_true")
     parser.add_argument("--llm-context", type=int, default=LLM_CONTEXT,
                         help="llm.max_model_len for the run (see LLM_CONTEXT).")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="Diagnostic: serve with TCP_NODELAY (see NODELAY_SERVE).")
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="Reuse a work directory kept by --keep (no init, no ingest).")
     parser.add_argument("--out", default=None,
-                        help="Results name (default api_load; api_load_nodelay with --nodelay).")
+                        help="Results name (default api_load).")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="MINUTES",
                         help="First wait (up to MINUTES) until the rest of the machine is idle.")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
@@ -665,7 +642,7 @@ def main() -> None:
         "users": args.users, "duration_s": args.duration, "think_s": args.think,
         "saturation_clients": args.saturation, "saturation_s": args.saturation_duration,
         "asks": args.asks, "ask_rounds": args.ask_rounds, "llm_context": args.llm_context,
-        "server": "greffier serve" + (" (diagnostic: TCP_NODELAY)" if args.nodelay else ""),
+        "server": "greffier serve",
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
         "note": "driver, prober and server share the machine's cores; server rate limits "
                 "raised for the run (all clients come from 127.0.0.1)"}}
@@ -685,7 +662,7 @@ def main() -> None:
         result["in_process"] = profile
         print_table("One search, layer by layer, in one process (no HTTP)", profile["rows"])
         bare = profile["bare_searches_per_s"]
-        server = Server(env, work / "server.log", nodelay=args.nodelay)
+        server = Server(env, work / "server.log")
         print(f"server: {server.url} (pid {server.proc.pid})", flush=True)
         tokens = make_readers(data, env, max(args.users, max(args.saturation), args.asks + 1))
         ctl = [httpx.Client(base_url=server.url, timeout=60), httpx.Client(
@@ -752,7 +729,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}")
-    write_json(args.out or ("api_load_nodelay" if args.nodelay else "api_load"), result)
+    write_json(args.out or "api_load", result)
 
 
 if __name__ == "__main__":

@@ -157,19 +157,6 @@ def main() -> None:
                   _machine(au), "", _table(au["rows"]), ""]
     if (ld := _load("api_load")) is not None:
         parts += _api_load(ld)
-    if (nd := _load("api_load_nodelay")) is not None:
-        sat = max(nd["saturation"]["rows"], key=lambda r: r["per s"])
-        one = nd["saturation"]["rows"][0]
-        parts += ["### Diagnostic: the same server with TCP_NODELAY", "",
-                  "`python bench/api_load.py --nodelay --skip-llm`: the listening socket made "
-                  "as IPPROTO_TCP, so asyncio sets TCP_NODELAY on each connection (the "
-                  "measured fix, now in `appliance/api/_serve.py`). One client: "
-                  f"{one['per s']:.1f} searches/s, p50 {one['p50 ms']:.0f} ms. 50 users: p50 "
-                  f"{nd['users']['p50 ms']:.0f} ms, p95 {nd['users']['p95 ms']:.0f} ms, "
-                  f"{nd['users']['errors']} errors. Saturation: {sat['per s']:.1f} searches/s "
-                  f"({sat['% of bare']:.0f} % of the bare searcher's "
-                  f"{nd['saturation']['bare_searches_per_s']:.1f}/s).", "",
-                  _table(nd["goals"]), ""]
     (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts))
     print("wrote docs/benchmarks.md")
 
