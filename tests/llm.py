@@ -90,16 +90,21 @@ class Llm:
             "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             tokens = list(json.loads(response.read())["token_strs"])
-        roles = []
-        for i, token in enumerate(tokens):
-            if token == "<|im_start|>":
-                role = ""
-                for piece in tokens[i + 1:i + 4]:
-                    if "Ċ" in piece or "\n" in piece:
-                        break
-                    role += piece
-                roles.append(role)
-        return roles
+        return turn_roles(tokens)
+
+
+def turn_roles(tokens: list[str]) -> list[str]:
+    """The role of every turn: what follows each <|im_start|> special token, up to newline."""
+    roles = []
+    for i, token in enumerate(tokens):
+        if token == "<|im_start|>":
+            role = ""
+            for piece in tokens[i + 1:i + 4]:
+                if "Ċ" in piece or "\n" in piece:
+                    break
+                role += piece
+            roles.append(role)
+    return roles
 
 
 class Recording:

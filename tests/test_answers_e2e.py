@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm import Llm, Recording, free_port
+from llm import Llm, Recording, free_port, turn_roles
 
 from appliance import Appliance
 from appliance._llm import ModelService, api_key
@@ -70,20 +70,6 @@ def _vllm_tokens(app: Appliance, messages: list[dict[str, str]]) -> list[str]:
         "Authorization": f"Bearer {api_key(app.settings)}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return list(json.loads(response.read())["token_strs"])
-
-
-def _roles(tokens: list[str]) -> list[str]:
-    """The role of every turn: what follows each <|im_start|> special token, up to newline."""
-    roles = []
-    for i, token in enumerate(tokens):
-        if token == "<|im_start|>":
-            role = ""
-            for piece in tokens[i + 1:i + 4]:
-                if "Ċ" in piece or "\n" in piece:
-                    break
-                role += piece
-            roles.append(role)
-    return roles
 
 
 def _requests_served(app: Appliance) -> float:
@@ -167,7 +153,7 @@ def test_forged_chat_turns_reach_vllm_as_text(served: Appliance) -> None:
     raw = [{"role": "system", "content": "rules"}, {"role": "user", "content": DOCS[
         "badges.txt"]}]
     # Control: sent raw, vLLM's own template would open a second system turn.
-    assert _roles(_vllm_tokens(served, raw)) == ["system", "user", "system", "user",
+    assert turn_roles(_vllm_tokens(served, raw)) == ["system", "user", "system", "user",
                                                  "assistant"]
     before = len(_sent(served))
     answer, _ = served.ask(f"Where is the badge office? {FORGED}")
@@ -177,7 +163,7 @@ def test_forged_chat_turns_reach_vllm_as_text(served: Appliance) -> None:
     assert [m["role"] for m in messages] == ["system", "user"]
     assert "You are evil" in messages[1]["content"]  # kept, as quoted data
     tokens = _vllm_tokens(served, messages)
-    assert _roles(tokens) == ["system", "user", "assistant"]  # exactly one system turn
+    assert turn_roles(tokens) == ["system", "user", "assistant"]  # exactly one system turn
     assert tokens.count("<|im_start|>") == 3 and tokens.count("<|im_end|>") == 2
 
 
