@@ -41,6 +41,7 @@ from security import (
     ContentCipher,
     KekSource,
     Keyring,
+    SqliteDekStore,
     StoreError,
     UnsealedKeys,
     fingerprint,
@@ -60,8 +61,12 @@ from ._keys import (
     settle_certificates,
     unseal_keys,
 )
-from ._metakey import drop_stale_metadata_keys
+from ._metakey import drop_stale_metadata_keys, metadata_key
 from ._settings import Settings
+from .db import AeadSealer, Database, SqlCatalog, lookup_key
+from .db._legacy import upgrade_legacy_catalog
+
+DEKS_NAME = "data-keys.sqlite3"
 
 __all__ = ["Appliance", "check_keys_and_log", "current_user", "rotate_kek"]
 
@@ -72,10 +77,13 @@ class _Closable(Protocol):
 
 @dataclass
 class Appliance:
-    """An opened appliance: catalog, store, encoder, searcher, indexer."""
+    """An opened appliance: metadata database and catalog, data keys, store, encoder,
+    searcher, indexer."""
 
     settings: Settings
+    db: Database
     catalog: Catalog
+    deks: SqliteDekStore
     store: VectorStore
     encoder: SentenceTransformerEncoder
     searcher: HybridSearcher
@@ -145,14 +153,14 @@ class Appliance:
             emb.model_dir or default_model_dir(), name=emb.model_name,
             query_prefix=emb.query_prefix, passage_prefix=emb.passage_prefix,
             batch_size=emb.batch_size, threads=os.cpu_count())
-        catalog = Catalog(data / "catalog.sqlite3")
-        cipher = ContentCipher(keys, catalog)
+        db, catalog, deks = _open_catalog(settings, keys)
+        cipher = ContentCipher(keys, deks)
         store = _make_store(settings, cipher)
         try:
             store.open(encoder.identity.dim)
-
         except Exception:
-            catalog.close()
+            deks.close()
+            db.close()
             lock.close()
             raise
         ing = settings.ingest
@@ -178,12 +186,14 @@ class Appliance:
         ) if search.reranker_dir else None
         searcher = HybridSearcher(store, encoder, analyzer, policy=policy,
                                   candidates=search.candidates, reranker=reranker)
-        appliance = cls(settings, catalog, store, encoder, searcher, indexer, keys, cipher, audit,
-                        user, lock)
+        appliance = cls(settings, db, catalog, deks, store, encoder, searcher, indexer, keys,
+                        cipher, audit, user, lock)
         indexer.recover()
         # A rotation interrupted after its keyring swap leaves the old generation's wraps
         # and anchor behind (one interrupted before it, the new ones): finish the job.
-        catalog.drop_other_wrapped_deks(keys.kek_id)
+        deks.drop_other_wrapped_deks(keys.kek_id)
+        # An erasure or a drop interrupted between the catalog and the key: destroy the key.
+        deks.retain(catalog.content_hashes())
         settle_certificates(data / "certificates", keys)
         drop_stale_metadata_keys(data, keys)  # an interrupted rotation's leftovers
         current = anchor_path(data / "audit", keys)
@@ -379,6 +389,8 @@ class Appliance:
         self.indexer.worker.close()
         self.store.close()
         self.catalog.close()
+        self.deks.close()
+        self.db.close()
         self.keys.close()
         self._lock.close()
 
@@ -399,6 +411,23 @@ class _BorrowedLock:
 
     def close(self) -> None:
         pass
+
+
+def _open_catalog(settings: Settings, keys: UnsealedKeys
+                  ) -> tuple[Database, SqlCatalog, SqliteDekStore]:
+    """The metadata database (migrated), the catalog on it, the data-key store; a data
+    directory from before the metadata database is upgraded in place first."""
+    db = Database(settings.database_url())
+    try:
+        db.migrate()
+        key = metadata_key(settings.data_dir, keys)
+        catalog = SqlCatalog(db, AeadSealer(key), lookup_key(key))
+        deks_path = settings.data_dir / DEKS_NAME
+        upgrade_legacy_catalog(settings.data_dir, catalog, deks_path)
+        return db, catalog, SqliteDekStore(deks_path)
+    except Exception:
+        db.close()
+        raise
 
 
 def _make_store(settings: Settings, cipher: ContentCipher) -> VectorStore:

@@ -5,8 +5,10 @@ Order matters:
 1. the byte patterns of everything about to be destroyed are collected (``_evidence``) and
    the data directory is scanned once for them: this shows the scan can see them;
 2. the data key is destroyed (from then on the ciphertexts are noise, even with the KEK),
-   the documents forgotten and a tombstone left, in one catalog transaction; SQLite's WAL
-   is checkpointed and truncated;
+   the documents forgotten and a tombstone left (one catalog transaction first, then the
+   key: an interruption between them leaves a key the next open destroys), and the
+   key store's write-ahead log (and the metadata database's, on SQLite) checkpointed and
+   truncated;
 3. the points are deleted and the store rewritten from its live points only (``purge``:
    old segments and old WAL go), the encrypted original is deleted;
 4. every file of the data directory is scanned again for every pattern, and the signed
@@ -74,7 +76,7 @@ def erase_many(app: Appliance, refs: list[str], *, erased_by: str) -> list[dict[
     for content_hash in hashes:
         stored = app.store.stored(content_hash)
         blob = app.indexer.blob_path(content_hash)
-        wrapped = app.catalog.wrapped_dek(content_hash, app.keys.kek_id)
+        wrapped = app.deks.wrapped_dek(content_hash, app.keys.kek_id)
         plans.append(_Plan(content_hash, app.catalog.documents_of(content_hash), stored, blob,
                            wrapped is not None,
                            key_target(wrapped) + blob_target(blob) + point_targets(stored, set())))
@@ -84,12 +86,12 @@ def erase_many(app: Appliance, refs: list[str], *, erased_by: str) -> list[dict[
         app.audit.append("erase.begin", erased_by, {
             "content_sha256": plan.content_hash, "certificate_id": plan.certificate_id,
             "documents": [d.doc_id for d in plan.docs]})
-        # 1. the key: one transaction destroys the wrapped DEK, forgets the documents and
-        #    leaves the tombstone.
+        # 1. the documents forgotten and the tombstone left, then the wrapped DEK destroyed.
         app.catalog.erase_content(plan.content_hash, erased_by, plan.certificate_id)
-        app.cipher.forget(plan.content_hash)
+        app.cipher.destroy(plan.content_hash)
         app.store.delete_content(plan.content_hash)
-    app.catalog.purge_journal()  # the wrapped keys must not survive in SQLite's WAL either
+    app.deks.purge_journal()  # the wrapped keys must not survive in SQLite's WAL either
+    app.catalog.purge_journal()
     # 2. the ciphertexts and vectors: rewrite the store without the deleted points.
     app.store.flush()
     app.store.purge()

@@ -122,6 +122,7 @@ class Indexer:
             self.blob_path(content_hash).unlink(missing_ok=True)
             if not self.catalog.is_referenced(content_hash):
                 self.catalog.drop_content(content_hash)
+                self.cipher.destroy(content_hash)
         if unfinished:
             self.store.flush()
         return len(unfinished)
@@ -232,9 +233,10 @@ class Indexer:
                 continue
             erased = self.catalog.tombstone(content_hash)
             if erased is not None and not self.readmit_erased:
-                record(FileOutcome(key, "skipped", error="Erased",
-                                   message=f"This content was erased (certificate {erased[2]}); "
-                                   "ingest with --readmit-erased to bring it back."))
+                record(FileOutcome(
+                    key, "skipped", error="Erased",
+                    message=f"This content was erased (certificate {erased.certificate_id}); "
+                    "ingest with --readmit-erased to bring it back."))
                 continue
             if erased is not None:
                 self.catalog.lift_tombstone(content_hash)
@@ -367,8 +369,8 @@ class Indexer:
                                    tuple(Source(d.doc_id, d.path, d.version) for d in docs))
         else:
             self.store.delete_content(content_hash)
-            self.catalog.drop_content(content_hash)  # destroys the old version's DEK
-            self.cipher.forget(content_hash)
+            self.catalog.drop_content(content_hash)
+            self.cipher.destroy(content_hash)  # the old version's DEK
             self.blob_path(content_hash).unlink(missing_ok=True)
 
     def _sync(self, roots: Sequence[Path], seen: set[str]) -> list[FileOutcome]:

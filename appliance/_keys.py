@@ -109,14 +109,14 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
             "open, and the new key would need its own label and the old one destroyed.",
             hint="Rotate to a new passphrase (GREFFIER_NEW_PASSPHRASE_FILE) for now.")
     keyring = Keyring(app.settings.data_dir)
-    rows = app.catalog.wrapped_deks(app.keys.kek_id)
+    rows = app.deks.wrapped_deks(app.keys.kek_id)
     app.audit.append("keys.rotate.begin", app.user, {"kek": new_source.kind,
                                                      "data_keys": len(rows)})
     head = app.audit.sign_head()  # everything so far, signed by the old key
     folder = app.settings.data_dir / "audit"
 
     def rewrap(old: UnsealedKeys, new: UnsealedKeys) -> None:
-        app.catalog.add_wrapped_deks(
+        app.deks.add_wrapped_deks(
             new.kek_id, [(h, new.wrap_dek(h, old.unwrap_dek(h, blob))) for h, blob in rows])
         Anchor(anchor_path(folder, new), new.wrapper).save(head)
         rewrap_metadata_key(app.settings.data_dir, old, new)
@@ -129,7 +129,7 @@ def rotate_kek(app: Appliance, new_source: KekSource) -> int:
     anchor_path(folder, old).unlink(missing_ok=True)
     drop_stale_metadata_keys(app.settings.data_dir, app.keys)
     old.close()
-    app.catalog.drop_other_wrapped_deks(app.keys.kek_id)
+    app.deks.drop_other_wrapped_deks(app.keys.kek_id)
     app.cipher.rekey(app.keys)
     app.audit = audit_log(app.settings, app.keys)
     app.audit.append("keys.rotate.end", app.user, {

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
 
+    def database_url(self) -> str:
+        """The metadata database: the configured URL, else SQLite in the data directory."""
+        if self.database.url is not None:
+            return self.database.url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'greffier.db'}"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -72,6 +72,9 @@ class MemoryDeks:
     def put_wrapped_dek(self, content_hash: str, kek_id: int, blob: bytes) -> None:
         self.rows[content_hash] = blob
 
+    def destroy(self, content_hash: str) -> bool:
+        return self.rows.pop(content_hash, None) is not None
+
 
 def bench_cipher() -> Any:
     """A real ContentCipher under a throwaway passphrase KEK."""

@@ -2,7 +2,7 @@
 
 A store of N synthetic chunks (random unit vectors, BM25 vectors from a Zipf vocabulary,
 sealed payloads under real per-content data keys, 10 chunks per content) is built through
-the store API, with a real catalog (wrapped keys) and a real encrypted original for the
+the store API, with the real data-key store (wrapped keys) and a real encrypted original for the
 content that is erased. Then one content is erased with the same steps as `greffier erase`
 (appliance/_erase.py), each timed: collect the evidence, scan before, destroy the key,
 delete the points, rebuild the store, scan after.
@@ -27,7 +27,7 @@ DIM = 384
 PER_CONTENT = 10
 
 
-def _build(store, catalog, cipher, n: int) -> None:  # type: ignore[no-untyped-def]
+def _build(store, deks, cipher, n: int) -> None:  # type: ignore[no-untyped-def]
     from ingest import Chunk
     from retrieval import Analyzer, IndexedChunk, Source
 
@@ -67,20 +67,25 @@ def run(n: int, work: Path) -> dict[str, object]:
         shared_with_live,
     )
     from appliance._scan import scan_tree
-    from ingest import Catalog
     from retrieval import EdgeStore
-    from security import Argon2Params, ContentCipher, PassphraseKEK, UnsealedKeys
+    from security import (
+        Argon2Params,
+        ContentCipher,
+        PassphraseKEK,
+        SqliteDekStore,
+        UnsealedKeys,
+    )
 
     data = work / "data"
     data.mkdir()
-    catalog = Catalog(data / "catalog.sqlite3")
+    deks = SqliteDekStore(data / "data-keys.sqlite3")
     keys = UnsealedKeys(PassphraseKEK("bench", Argon2Params.fresh()), os.urandom(32),
                         os.urandom(32), Ed25519PrivateKey.generate())
-    cipher = ContentCipher(keys, catalog)  # wrapped keys in a real catalog (SQLite, WAL)
+    cipher = ContentCipher(keys, deks)  # wrapped keys in the real key store (SQLite, WAL)
     store = EdgeStore(data / "qdrant", cipher)
     store.open(DIM)
     t0 = time.perf_counter()
-    _build(store, catalog, cipher, n)
+    _build(store, deks, cipher, n)
     load_s = time.perf_counter() - t0
     victim = f"{(n // PER_CONTENT) // 2:064x}"
     source = work / "original.bin"
@@ -96,16 +101,15 @@ def run(n: int, work: Path) -> dict[str, object]:
 
     t = time.perf_counter()
     stored = store.stored(victim)
-    targets = (key_target(catalog.wrapped_dek(victim, keys.kek_id))
+    targets = (key_target(deks.wrapped_dek(victim, keys.kek_id))
                + blob_target(blob) + point_targets(stored, set()))
     timed("evidence", t)
     t = time.perf_counter()
     before = scan_tree(data, targets)
     timed("scan before", t)
     t = time.perf_counter()
-    catalog.erase_content(victim, "bench", "bench")
-    catalog.purge_journal()
-    cipher.forget(victim)
+    cipher.destroy(victim)
+    deks.purge_journal()
     timed("key destruction", t)
     t = time.perf_counter()
     store.delete_content(victim)
@@ -122,7 +126,7 @@ def run(n: int, work: Path) -> dict[str, object]:
     timed("scan after", t)
     size_mb = sum(p.stat().st_blocks * 512 for p in data.rglob("*") if p.is_file()) / 1e6
     store.close()
-    catalog.close()
+    deks.close()
     return {
         "chunks": n, "load_s": load_s, "erased_points": len(stored),
         "targets": len(targets), "seen_before": len(before.found), "found_after": len(after.found),

@@ -3,7 +3,7 @@
 Lowest layer of the data flow: it knows nothing of embeddings, stores or models.
 """
 
-from ._catalog import Catalog, DocumentRecord, FailureRecord
+from ._catalog import Catalog, DocumentRecord, FailureRecord, Tombstone
 from ._chunk import Chunker, SectionChunker
 from ._formats import FORMATS, Limits, format_of, precheck
 from ._lang import detect_language, strip_accents
@@ -29,6 +29,7 @@ __all__ = [
     "ParsedDocument",
     "Parser",
     "SectionChunker",
+    "Tombstone",
     "WorkerLimits",
     "detect_language",
     "document_id",

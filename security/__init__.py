@@ -6,6 +6,7 @@ Formats are specified in FORMAT.md beside this file.
 from ._aead import AuthenticationError
 from ._audit import AuditError, AuditLog
 from ._cipher import ContentCipher, DekStore
+from ._dekstore import SqliteDekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
     AuthError,
@@ -103,6 +104,7 @@ __all__ = [
     "Pkcs11KEK",
     "RequestError",
     "SealedError",
+    "SqliteDekStore",
     "StoreError",
     "SuspiciousArchiveError",
     "ThrottledError",

@@ -16,11 +16,13 @@ from ._stream import decrypt_stream, encrypt_file
 
 
 class DekStore(Protocol):
-    """Where wrapped DEKs live (the catalog), by content and KEK generation."""
+    """Where wrapped DEKs live (``SqliteDekStore``), by content and KEK generation."""
 
     def wrapped_dek(self, content_hash: str, kek_id: int) -> bytes | None: ...
 
     def put_wrapped_dek(self, content_hash: str, kek_id: int, blob: bytes) -> None: ...
+
+    def destroy(self, content_hash: str) -> bool: ...
 
 
 def chunk_aad(content_hash: str, index: int) -> bytes:
@@ -57,6 +59,12 @@ class ContentCipher:
     def forget(self, content_hash: str) -> None:
         with self._lock:
             self._cache.pop(content_hash, None)
+
+    def destroy(self, content_hash: str) -> bool:
+        """Crypto-erasure: the content's DEK leaves the cache and the store. True if the
+        store held one."""
+        self.forget(content_hash)
+        return self._store.destroy(content_hash)
 
     def _remember(self, content_hash: str, dek: bytes) -> None:
         with self._lock:

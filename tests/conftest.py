@@ -58,6 +58,12 @@ class MemoryDeks:
     def put_wrapped_dek(self, content_hash: str, kek_id: int, blob: bytes) -> None:
         self.rows[(content_hash, kek_id)] = blob
 
+    def destroy(self, content_hash: str) -> bool:
+        gone = [key for key in self.rows if key[0] == content_hash]
+        for key in gone:
+            del self.rows[key]
+        return bool(gone)
+
 
 def make_cipher() -> ContentCipher:
     keys = UnsealedKeys(PassphraseKEK(PASSPHRASE, Argon2Params.fresh()), os.urandom(32),

@@ -441,7 +441,7 @@ def test_a_rotation_that_dies_before_the_keyring_swap_leaves_the_old_keys(tmp_pa
     with Appliance.open(settings, KEKS) as app:  # the old passphrase still opens it all
         assert app.keys.kek_id == 1
         assert "trimestre" in app.search("code salle serveur", mode="bm25")[0].passages[0].text
-        assert app.catalog.wrapped_deks(2) == []
+        assert app.deks.wrapped_deks(2) == []
     assert not (settings.data_dir / "audit" / "anchor.2").exists()
     with pytest.raises(SealedError):
         Appliance.open(settings, new_secret)
@@ -465,7 +465,7 @@ def test_a_rotation_that_dies_during_the_reindex_resumes_at_the_next_open(tmp_pa
     with Appliance.open(settings, new_secret) as app:
         assert app.keys.reindex_pending is False
         assert "trimestre" in app.search("code salle serveur", mode="bm25")[0].passages[0].text
-        assert app.catalog.wrapped_deks(1) == []
+        assert app.deks.wrapped_deks(1) == []
     assert sorted(p.name for p in (settings.data_dir / "audit").glob("anchor.*")) == ["anchor.2"]
 
 

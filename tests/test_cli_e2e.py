@@ -19,7 +19,7 @@ def _status(data: Path) -> dict:  # type: ignore[type-arg]
 
 
 def _indexed_contents(data: Path) -> int:
-    db = data / "catalog.sqlite3"
+    db = data / "greffier.db"
     if not db.exists():
         return 0
     try:

@@ -17,12 +17,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from appliance.db import Base, Database, DatabaseError, Group, SessionRow
-from appliance.service._sealer import AeadSealer, field_aad
+from appliance.db import AeadSealer, Base, Database, DatabaseError, Group, SessionRow, field_aad
 
 TABLES = {"users", "groups", "memberships", "api_tokens", "sessions", "answers",
-          "conversations", "messages", "feedback", "sources"}
-HEAD = "0002"  # the newest migration
+          "conversations", "messages", "feedback", "sources", "contents", "documents",
+          "ingest_failures", "tombstones", "catalog_meta"}
+HEAD = "0003"  # the newest migration
 
 
 @pytest.fixture

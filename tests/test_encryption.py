@@ -87,11 +87,11 @@ def test_erasure_is_final_and_certified(tmp_path: Path) -> None:
         app.indexer.ingest([docs])
         doc = app.catalog.document(str((docs / "vault.txt").resolve()))
         assert doc is not None
-        wrapped = app.catalog.wrapped_dek(doc.content_hash, app.keys.kek_id)
+        wrapped = app.deks.wrapped_dek(doc.content_hash, app.keys.kek_id)
         assert wrapped is not None
         certificate = erase(app, str(docs / "vault.txt"), erased_by="alice")
-        # The data key is gone from the catalog ...
-        assert app.catalog.wrapped_dek(doc.content_hash, app.keys.kek_id) is None
+        # The data key is gone from the key store ...
+        assert app.deks.wrapped_dek(doc.content_hash, app.keys.kek_id) is None
         assert app.store.count(SearchFilter(content_hashes=(doc.content_hash,))) == 0
         # ... and search never returns the passage again, in any mode.
         for mode in ("bm25", "dense", "hybrid"):
@@ -139,8 +139,8 @@ def test_rotation_keeps_everything_readable_and_the_old_passphrase_stops(tmp_pat
     with Appliance.open(settings, KekSource("passphrase", "a brand new passphrase")) as app:
         for canary in CANARIES:
             assert canary in app.searcher.search(canary, k=1, mode="bm25").passages[0].text
-        assert len(app.catalog.wrapped_deks(app.keys.kek_id)) == 4
-        assert app.catalog.wrapped_deks(app.keys.kek_id - 1) == []
+        assert len(app.deks.wrapped_deks(app.keys.kek_id)) == 4
+        assert app.deks.wrapped_deks(app.keys.kek_id - 1) == []
 
 
 def test_sealed_appliance_refuses_content_operations(tmp_path: Path) -> None:

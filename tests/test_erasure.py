@@ -268,7 +268,7 @@ def _independent_needles(app: Appliance, content_hash: str) -> tuple[dict[str, l
         sealed += [r.payload["sealed"].encode(), blob]
         text, _section = app.cipher.open_chunk(content_hash, int(r.payload["chunk_index"]), blob)
         texts.append(text)
-    wrapped = app.catalog.wrapped_dek(content_hash, app.keys.kek_id)
+    wrapped = app.deks.wrapped_dek(content_hash, app.keys.kek_id)
     assert wrapped is not None
     original = app.indexer.blob_path(content_hash).read_bytes()
     slices = [original[i:i + 256] for i in range(0, len(original), 256)][:16]

@@ -1,4 +1,4 @@
-"""Ingest pieces without a parser process: language, chunking, pre-checks, catalog, walk."""
+"""Ingest pieces without a parser process: language, chunking, pre-checks, walk."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from ingest import (
     Block,
-    Catalog,
     Limits,
     ParsedDocument,
     SectionChunker,
@@ -112,27 +111,6 @@ def test_zip_bomb_is_refused_from_its_directory(tmp_path: Path) -> None:
         archive.writestr("word/document.xml", b"\0" * (20 * 1024 * 1024))
     with pytest.raises(SuspiciousArchiveError, match="zip bomb"):
         precheck(bomb, "docx", Limits())
-
-
-def test_catalog_versions_dedupe_and_recovery(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "c.sqlite3")
-    catalog.begin_content("h1", "txt", "m")
-    assert catalog.unfinished_contents() == ["h1"]
-    catalog.finish_content("h1", 1, 3)
-    assert catalog.content_status("h1") == ("indexed", "m")
-    assert catalog.link("/a.txt", "h1", 10, 1, "txt") is None
-    assert catalog.link("/b.txt", "h1", 10, 1, "txt") is None
-    assert [d.path for d in catalog.documents_of("h1")] == ["/a.txt", "/b.txt"]
-    catalog.begin_content("h2", "txt", "m")
-    catalog.finish_content("h2", 1, 2)
-    assert catalog.link("/a.txt", "h2", 11, 2, "txt") == "h1"
-    doc = catalog.document("/a.txt")
-    assert doc is not None and doc.version == 2
-    assert catalog.unlink("/b.txt") == "h1"
-    assert not catalog.is_referenced("h1")
-    stats = catalog.stats()
-    assert stats["documents"] == 1 and stats["chunks"] == 5
-    catalog.close()
 
 
 def test_walk_skips_hidden_lock_files_and_dir_symlinks(tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
-"""The metadata database: accounts, groups, tokens, sessions, answers, conversations,
-feedback. SQLAlchemy 2 on SQLite (embedded, the default) or PostgreSQL, with Alembic
-migrations run at open (``migrations/`` beside this file)."""
+"""The metadata database: the catalog (documents, contents, failures, tombstones),
+accounts, groups, tokens, sessions, sources, answers, conversations, feedback. SQLAlchemy 2
+on SQLite (embedded, the default) or PostgreSQL, with Alembic migrations run at open
+(``migrations/`` beside this file)."""
 
+from ._catalog import SqlCatalog, lookup_key
+from ._catalog_tables import ContentRow, DocumentRow, FailureRow, TombstoneRow
 from ._database import Database, DatabaseError
+from ._sealer import AeadSealer, Sealer, field_aad
 from ._tables import (
     Answer,
     ApiTokenRow,
@@ -18,17 +22,26 @@ from ._tables import (
 )
 
 __all__ = [
+    "AeadSealer",
     "Answer",
     "ApiTokenRow",
     "Base",
+    "ContentRow",
     "Conversation",
     "Database",
     "DatabaseError",
+    "DocumentRow",
+    "FailureRow",
     "Feedback",
     "Group",
     "Membership",
     "Message",
+    "Sealer",
     "SessionRow",
     "SourceRow",
+    "SqlCatalog",
+    "TombstoneRow",
     "User",
+    "field_aad",
+    "lookup_key",
 ]

@@ -92,6 +92,19 @@ class Database:
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 
+    def purge_journal(self) -> None:
+        """SQLite: checkpoint and truncate the write-ahead log, so deleted rows survive in no
+        old page of it (``secure_delete`` already overwrites them in the file). PostgreSQL
+        keeps its own WAL and dead tuples, which the appliance cannot overwrite: nothing is
+        stored there that erasure must destroy (``security/_dekstore.py``)."""
+        if self.backend != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()

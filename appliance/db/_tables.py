@@ -2,7 +2,7 @@
 
 Times are seconds since the epoch (``Double``): one representation on SQLite and
 PostgreSQL, compared exactly against the injected clock. Ids are uuid4 hex strings.
-Columns named ``*_sealed`` hold AES-256-GCM blobs (see ``appliance/service/_sealer.py``),
+Columns named ``*_sealed`` hold AES-256-GCM blobs (see ``_sealer.py``),
 never plaintext; secrets (passwords, tokens, session cookies, CSRF tokens) are stored as
 hashes only.
 

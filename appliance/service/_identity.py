@@ -23,14 +23,13 @@ from sqlalchemy.orm import Session
 
 from security import ConflictError, ForbiddenError, InvalidRequestError, hash_password
 
-from ..db import ApiTokenRow, Database, SessionRow, User
+from ..db import AeadSealer, ApiTokenRow, Database, Sealer, SessionRow, User
 from ._identity_common import MFA_ROLES, NAME, Audit, IdentityPolicy, join, split
 from ._identity_conversations import Conversations
 from ._identity_models import UserOut
 from ._identity_sessions import Sessions
 from ._identity_tokens import Tokens
 from ._principal import Principal, Role, check_roles
-from ._sealer import AeadSealer, Sealer
 
 __all__ = ["AeadSealer", "Audit", "Identity", "IdentityPolicy", "Sealer"]
 

@@ -14,10 +14,9 @@ from sqlalchemy.orm import Session
 
 from security import ForbiddenError, NotFoundError
 
-from ..db import Database, Group, Membership, User
+from ..db import Database, Group, Membership, Sealer, User, field_aad
 from ._identity_models import NAME_PATTERN, UserOut, when
 from ._principal import Principal, Role, Via
-from ._sealer import Sealer, field_aad
 
 NAME = re.compile(NAME_PATTERN.strip("^$"))  # used with fullmatch: no trailing newline
 MFA_ROLES: frozenset[Role] = frozenset({"admin", "auditor"})

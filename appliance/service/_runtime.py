@@ -31,10 +31,16 @@ class Runtime:
         self.started = time.time()
         self._dir_lock: IO[str] = lock_data_dir(settings.data_dir)
         self._guard = threading.RLock()
+        # The identity service writes its audit entries inside its database transactions,
+        # and the catalog opens transactions under the guard: on SQLite (one writer at a
+        # time) taking the guard there would deadlock. Those entries take this lock only;
+        # the lock order is guard → database → audit lock, and nothing waits while holding it.
+        self._audit_lock = threading.Lock()
         self._unsealing = threading.Lock()
         self._app: Appliance | None = None
         self._identity: Any = None
         self._db: Any = None
+        self._audited: Appliance | None = None  # whose log the identity service writes to
         self.jobs = Jobs()
         # Stage timings (search, generation, ingest), set by the API to feed its metrics.
         self.observe: Callable[..., None] = lambda name, seconds, **labels: None
@@ -66,36 +72,32 @@ class Runtime:
 
     def _open_identity(self, app: Appliance) -> None:
         from .._metakey import metadata_key
-        from ..db import Database
-        from ._identity import AeadSealer, Identity
+        from ..db import AeadSealer
+        from ._identity import Identity
         from ._policy import identity_policy
-
-        db = Database(self.database_url())
-        db.migrate()
 
         def audit(event: str, user: str, details: dict[str, Any],
                   secret: dict[str, Any] | None = None) -> int:
-            with self._guard:
+            with self._audit_lock:  # the audit log appends atomically on its own
+                if self._audited is not app:
+                    raise SealedError("The appliance was sealed.", hint="Unseal it again.")
                 return app.audit.append(event, user, details, secret=secret)
 
-        self._db = db
+        self._db = app.db
+        self._audited = app
         key = metadata_key(self.settings.data_dir, app.keys)
-        self._identity = Identity(db, audit, AeadSealer(key),
+        self._identity = Identity(app.db, audit, AeadSealer(key),
                                   policy=identity_policy(self.settings))
-
-    def database_url(self) -> str:
-        url = self.settings.database.url
-        if url is not None:
-            return url.get_secret_value()
-        return f"sqlite:///{self.settings.data_dir / 'greffier.db'}"
 
     def seal(self, *, user: str) -> None:
         """Close the appliance: the keys leave memory; the service answers 503 until the
         next unseal."""
         with self._guard:
-            app, self._app = self._app, None
+            app = self._app
             if app is None:
                 return
+            with self._audit_lock:
+                self._app = self._audited = None
             app.user = user
             self.jobs.cancel_all()
             if self._db is not None:  # sealing logs everybody out
@@ -105,9 +107,7 @@ class Runtime:
 
                 with self._db.session() as s:
                     s.execute(delete(SessionRow))
-            app.close()
-            if self._db is not None:
-                self._db.close()
+            app.close()  # closes the database too
             self._db = self._identity = None
 
     def close(self) -> None:

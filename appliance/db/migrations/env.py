@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from appliance.db._catalog_tables import ContentRow  # noqa: F401 (registers the catalog)
 from appliance.db._tables import Base
 
 connection = context.config.attributes.get("connection")

@@ -23,7 +23,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..db import DatabaseError
+from ._database import DatabaseError
 
 _VERSION = b"\x01"
 _NONCE = 12
