@@ -4,6 +4,12 @@ The eval set's documents are ingested like any user's files into a throwaway dat
 directory (kept with ``--workdir`` so a second run only re-runs the queries), every query
 runs in every mode, and passages are folded into a document ranking (first passage of a
 document wins) to compute nDCG@10, Recall@5, Recall@20 and MRR@10.
+
+Audited like any use of an appliance, in the throwaway appliance's own log: the ingest
+through :meth:`Appliance.ingest`, and one ``eval.search`` entry per mode scored (dataset,
+mode, query count, scores). The queries themselves are not receipted one by one: they are
+the eval set's, not a user's questions, and a receipt each would measure signing, not
+retrieval.
 """
 
 from __future__ import annotations
@@ -97,7 +103,7 @@ def evaluate(settings: Settings, dataset_dir: Path, *, workdir: Path,
     query_ids = sorted(eval_set.queries)[:max_queries] if max_queries else sorted(
         eval_set.queries)
     with Appliance.open(run_settings, source) as app:
-        report = app.indexer.ingest([documents], sync=True)
+        report = app.ingest([documents], sync=True)
         if on_ingest:
             on_ingest(report)
         stats = app.catalog.stats()
@@ -131,6 +137,9 @@ def evaluate(settings: Settings, dataset_dir: Path, *, workdir: Path,
             scores.append(ModeScores(mode, len(query_ids), statistics.fmean(ndcg),
                                      statistics.fmean(r5), statistics.fmean(r20),
                                      statistics.fmean(mrr), statistics.median(times)))
+            app.audit.append("eval.search", app.user, {
+                "dataset": eval_set.name, **{k: round(v, 4) if isinstance(v, float) else v
+                                             for k, v in asdict(scores[-1]).items()}})
     return EvalReport(eval_set.name, int(str(stats["documents"])), int(str(stats["chunks"])),
                       report.seconds, scores, list(per_query.values()))
 

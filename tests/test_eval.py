@@ -81,6 +81,11 @@ def test_eval_runs_end_to_end_on_a_slice(name: str, tmp_path: Path) -> None:
     assert scores["dense"].mrr_at_10 == pytest.approx(recomputed)
     assert scores["dense"].mrr_at_10 > 0.4
     assert len(report.per_query) == 12 and "hybrid" in report.per_query[0]
+    # The throwaway appliance's own log recorded the ingest and each mode scored.
+    events = [json.loads(line)["event"]
+              for line in (tmp_path / "work" / "data" / "audit" / "log.jsonl").open()]
+    assert "ingest.begin" in events and "ingest.end" in events
+    assert events.count("eval.search") == 3
     # A second run reuses the index: nothing is ingested again.
     again = evaluate(make_settings(tmp_path / "unused"), dataset, workdir=tmp_path / "work",
                      modes=("bm25",))
