@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from embeddings import Encoder
 from ingest import (
@@ -26,53 +25,19 @@ from ingest import (
     Limits,
     ParsedDocument,
     ParseWorker,
-    document_id,
     format_of,
     precheck,
     walk,
 )
-from retrieval import Analyzer, IndexedChunk, Source, VectorStore
+from retrieval import Analyzer, IndexedChunk, VectorStore
 from security import ContentCipher, FileTooLargeError, IngestError, sha256_file
 
-Status = Literal["indexed", "updated", "deduplicated", "unchanged", "failed", "removed",
-                 "skipped"]
+from ._ledger import Ledger
+from ._outcomes import FileOutcome, IngestReport, Progress, Status
+
+__all__ = ["FileOutcome", "Indexer", "IngestReport", "Progress", "Status"]
+
 _EMBED_BATCH = 64
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    path: str
-    status: Status
-    chunks: int = 0
-    pages: int = 0
-    error: str = ""
-    message: str = ""
-
-
-@dataclass
-class IngestReport:
-    outcomes: list[FileOutcome] = field(default_factory=list)
-    seconds: float = 0.0
-    recovered: int = 0
-
-    def count(self, status: Status) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    @property
-    def chunks(self) -> int:
-        return sum(o.chunks for o in self.outcomes)
-
-    @property
-    def pages(self) -> int:
-        return sum(o.pages for o in self.outcomes)
-
-
-@dataclass
-class Progress:
-    """Callbacks the CLI uses to draw its progress bar."""
-
-    on_total: Callable[[int], None] = lambda total: None
-    on_file: Callable[[FileOutcome], None] = lambda outcome: None
 
 
 @dataclass(frozen=True)
@@ -112,20 +77,12 @@ class Indexer:
         # Held while the catalog, the store or the audit log change; a service shares its
         # runtime's lock here, so searches go on while a file is being parsed.
         self.guard = threading.RLock()
+        self.ledger = Ledger(catalog, store, cipher, blobs)
 
     # -- recovery ----------------------------------------------------------------------
     def recover(self) -> int:
         """Purge contents a previous run left half-indexed. Returns how many."""
-        unfinished = self.catalog.unfinished_contents()
-        for content_hash in unfinished:
-            self.store.delete_content(content_hash)
-            self.blob_path(content_hash).unlink(missing_ok=True)
-            if not self.catalog.is_referenced(content_hash):
-                self.catalog.drop_content(content_hash)
-                self.cipher.destroy(content_hash)
-        if unfinished:
-            self.store.flush()
-        return len(unfinished)
+        return self.ledger.recover()
 
     # -- ingest ------------------------------------------------------------------------
     def ingest(self, roots: Sequence[Path], *, sync: bool = False,
@@ -189,7 +146,7 @@ class Indexer:
                     record(left)
         self.store.flush()
         if sync:
-            for outcome in self._sync(roots, {str(p) for p in files}):
+            for outcome in self.ledger.remove_missing(roots, {str(p) for p in files}):
                 record(outcome)
         self.catalog.set_meta("last_ingest", str(time.time()))
         if sync:
@@ -249,7 +206,7 @@ class Indexer:
         return out
 
     def blob_path(self, content_hash: str) -> Path:
-        return self.blobs / content_hash[:2] / f"{content_hash}.blob"
+        return self.ledger.blob_path(content_hash)
 
     def _current(self, content_hash: str, model_id: str) -> bool:
         return self.catalog.content_status(content_hash) == ("indexed", model_id)
@@ -283,7 +240,7 @@ class Indexer:
         if self._current(c.content_hash, self.encoder.identity.id):
             if c.parse is not None:
                 c.parse.cancel()
-            self._link(key, c)
+            self.ledger.link(key, c.content_hash, c.size, c.mtime_ns, c.fmt)
             return FileOutcome(key, "deduplicated")
         if c.parse is None:  # an identical file earlier in this batch failed
             failure = self.catalog.failure(key)
@@ -319,7 +276,7 @@ class Indexer:
             self.cipher.encrypt_original(item.candidate.path,
                                          self.blob_path(item.candidate.content_hash),
                                          item.candidate.content_hash)
-        sources = {item.candidate.content_hash: self._sources_after_link(
+        sources = {item.candidate.content_hash: self.ledger.sources_after_link(
             str(item.candidate.path), item.candidate.content_hash) for item in batch}
         chunks = [chunk for item in batch for chunk in item.chunks]
         for start in range(0, len(chunks), _EMBED_BATCH):
@@ -336,56 +293,12 @@ class Indexer:
         for item in batch:
             c = item.candidate
             self.catalog.finish_content(c.content_hash, item.pages, len(item.chunks))
-            self._link(str(c.path), c)
+            self.ledger.link(str(c.path), c.content_hash, c.size, c.mtime_ns, c.fmt)
             outcomes.append(FileOutcome(str(c.path), item.status, chunks=len(item.chunks),
                                         pages=item.pages))
             for alias in aliases.pop(c.content_hash, []):
-                self._link(str(alias.path), alias)
+                self.ledger.link(str(alias.path), alias.content_hash, alias.size,
+                                 alias.mtime_ns, alias.fmt)
                 outcomes.append(FileOutcome(str(alias.path), "deduplicated"))
         self.store.flush()
-        return outcomes
-
-    def _sources_after_link(self, key: str, content_hash: str) -> tuple[Source, ...]:
-        others = [d for d in self.catalog.documents_of(content_hash) if d.path != key]
-        current = self.catalog.document(key)
-        version = 1 if current is None else current.version + (
-            current.content_hash != content_hash)
-        sources = [Source(d.doc_id, d.path, d.version) for d in others]
-        sources.append(Source(document_id(key), key, version))
-        return tuple(sorted(sources, key=lambda s: s.path))
-
-    def _link(self, key: str, c: _Candidate) -> None:
-        sources = self._sources_after_link(key, c.content_hash)
-        previous = self.catalog.link(key, c.content_hash, c.size, c.mtime_ns, c.fmt)
-        self.store.set_sources(c.content_hash, sources)
-        if previous is not None:
-            self._release(previous)
-
-    def _release(self, content_hash: str) -> None:
-        """A content lost a document: drop it if no document uses it any more."""
-        if self.catalog.is_referenced(content_hash):
-            docs = self.catalog.documents_of(content_hash)
-            self.store.set_sources(content_hash,
-                                   tuple(Source(d.doc_id, d.path, d.version) for d in docs))
-        else:
-            self.store.delete_content(content_hash)
-            self.catalog.drop_content(content_hash)
-            self.cipher.destroy(content_hash)  # the old version's DEK
-            self.blob_path(content_hash).unlink(missing_ok=True)
-
-    def _sync(self, roots: Sequence[Path], seen: set[str]) -> list[FileOutcome]:
-        prefixes = [str(r.resolve()) for r in roots]
-        gone = [
-            d for d in self.catalog.documents()
-            if d.path not in seen and any(
-                d.path == p or d.path.startswith(p.rstrip("/") + "/") for p in prefixes)
-        ]
-        outcomes = []
-        for doc in gone:
-            previous = self.catalog.unlink(doc.path)
-            if previous is not None:
-                self._release(previous)
-            outcomes.append(FileOutcome(doc.path, "removed"))
-        if gone:
-            self.store.flush()
         return outcomes

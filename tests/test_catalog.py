@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from appliance import Appliance
-from appliance._appliance import DEKS_NAME
+from appliance._compose import DEKS_NAME
 from appliance.db import AeadSealer, Database, DocumentRow, SqlCatalog, lookup_key
 from appliance.db._legacy import MARKER, upgrade_legacy_catalog
 from security import SqliteDekStore
