@@ -15,11 +15,10 @@ from typing import IO, Any, Protocol
 
 from embeddings import SentenceTransformerEncoder
 from generation import Answer, Answerer
-from ingest import (
-    Catalog,
-    set_offline_environment,
-)
+from ingest import Catalog, DocumentRecord, set_offline_environment
 from retrieval import (
+    USER_PREFIX,
+    AccessScope,
     HybridSearcher,
     SearchFilter,
     SearchMode,
@@ -33,6 +32,7 @@ from security import (
     ContentCipher,
     KekSource,
     Keyring,
+    NotFoundError,
     SqliteDekStore,
     StoreError,
     UnsealedKeys,
@@ -134,22 +134,35 @@ class Appliance:
                lock: _Closable) -> Appliance:
         return assemble(cls, settings, keys, audit, user, lock)
 
+    # -- who reads: the local operator by default ----------------------------------------
+    @property
+    def operator_acl(self) -> tuple[str, ...]:
+        """What the local operator ingests is readable by him alone unless he says more."""
+        return (f"{USER_PREFIX}local:{self.user}",)
+
+    @property
+    def operator_scope(self) -> AccessScope:
+        return AccessScope.of(f"local:{self.user}")
+
     # -- audited operations --------------------------------------------------------------
-    def ingest(self, roots: list[Path], *, sync: bool = False, readmit_erased: bool = False,
+    def ingest(self, roots: list[Path], *, acl: tuple[str, ...] | None = None,
+               sync: bool = False, readmit_erased: bool = False,
                progress: Progress | None = None, user: str | None = None) -> IngestReport:
         """Ingest, recorded in the audit log (refused if the record cannot be written).
+        Every document is readable by ``acl`` (default: the local operator only).
 
         File and folder names are often sensitive and outlive an erasure in an append-only
         log: they are sealed with the audit key; the clear part keeps ids and counts.
         Runs under the indexer's guard (released while a file is parsed)."""
         with self.indexer.guard:
-            return self._ingest(roots, sync, readmit_erased, progress, user or self.user)
+            return self._ingest(roots, acl or self.operator_acl, sync, readmit_erased, progress,
+                                user or self.user)
 
-    def _ingest(self, roots: list[Path], sync: bool, readmit_erased: bool,
-                progress: Progress | None, user: str) -> IngestReport:
+    def _ingest(self, roots: list[Path], acl: tuple[str, ...], sync: bool,
+                readmit_erased: bool, progress: Progress | None, user: str) -> IngestReport:
         self.audit.append("ingest.begin", user, {
-            "roots": len(roots), "sync": sync, "readmit_erased": readmit_erased},
-            secret={"roots": [str(r) for r in roots]})
+            "roots": len(roots), "sync": sync, "readmit_erased": readmit_erased,
+            "acl": sorted(acl)}, secret={"roots": [str(r) for r in roots]})
         base = progress or Progress()
 
         def on_file(outcome: FileOutcome) -> None:
@@ -163,23 +176,27 @@ class Appliance:
                     secret={"path": outcome.path, "error": outcome.error or None})
             base.on_file(outcome)
 
-        report = self.indexer.ingest(roots, sync=sync, readmit_erased=readmit_erased,
+        report = self.indexer.ingest(roots, acl=acl, sync=sync, readmit_erased=readmit_erased,
                                      progress=Progress(on_total=base.on_total, on_file=on_file))
         self.audit.append("ingest.end", user, {
             "files": len(report.outcomes), "chunks": report.chunks,
             "failed": report.count("failed")})
         return report
 
-    def search(self, query: str, *, k: int | None = None, flt: SearchFilter | None = None,
-               mode: SearchMode = "hybrid", user: str | None = None,
+    def search(self, query: str, *, scope: AccessScope | None = None, k: int | None = None,
+               flt: SearchFilter | None = None, mode: SearchMode = "hybrid",
+               user: str | None = None,
                receipt_id: str | None = None) -> tuple[SearchResult, dict[str, Any]]:
-        """Search, audited, with a signed receipt. No audit record, no results.
+        """Search what ``scope`` may read (default: the local operator), audited with the
+        scope, with a signed receipt. No audit record, no results.
 
         ``user`` names the caller in the log (default: who opened the appliance);
         ``receipt_id`` is written into the receipt (the service's answer id)."""
         user = user or self.user
-        result = self.searcher.search(query, k=k or self.settings.search.k, flt=flt, mode=mode)
-        return result, record_search(self, query, result, mode, user, receipt_id)
+        scope = scope or self.operator_scope
+        result = self.searcher.search(query, scope=scope, k=k or self.settings.search.k,
+                                      flt=flt, mode=mode)
+        return result, record_search(self, query, result, mode, user, receipt_id, scope)
 
     def answerer(self) -> Answerer:
         """The answering pipeline over the model service (built on first use)."""
@@ -188,22 +205,42 @@ class Appliance:
         return self._answerer
 
     def ask(self, question: str, *, on_token: Callable[[str], None] = lambda t: None,
-            flt: SearchFilter | None = None, user: str | None = None,
+            scope: AccessScope | None = None, flt: SearchFilter | None = None,
+            user: str | None = None,
             receipt_id: str | None = None) -> tuple[Answer, dict[str, Any]]:
         """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt.
 
         The guard is held to retrieve and to record, not while the model writes (seconds to
         minutes): other requests go on meanwhile."""
         user = user or self.user
+        scope = scope or self.operator_scope
         with self.indexer.guard:
             answerer = self.answerer()
             # Recorded before anything is retrieved: no record, no answer.
             self.audit.append("ask.begin", user,
-                              {"question_hmac": self.audit.question_hash(question)})
-            result = self.searcher.search(question, k=max(answerer.max_sources, 10), flt=flt)
+                              {"question_hmac": self.audit.question_hash(question),
+                               "scope": sorted(scope.entries)})
+            result = self.searcher.search(question, scope=scope,
+                                          k=max(answerer.max_sources, 10), flt=flt)
         answer = answerer.answer(question, result, on_token)
         with self.indexer.guard:
             return answer, record_answer(self, question, answer, user, receipt_id)
+
+    def set_access(self, doc_id: str, acl: tuple[str, ...], *, user: str | None = None
+                   ) -> DocumentRecord:
+        """Change who may read a document: the catalog, then every point of its content
+        re-stamped at once (a deduplicated twin keeps its own entries). Audited first."""
+        with self.indexer.guard:
+            doc = self.catalog.document_by_id(doc_id)
+            if doc is None:
+                raise NotFoundError(f"No document {doc_id!r}.")
+            self.audit.append("document.access", user or self.user, {
+                "doc_id": doc_id, "before": list(doc.acl), "after": sorted(set(acl))})
+            changed = self.catalog.set_acl(doc_id, acl)
+            assert changed is not None
+            self.indexer.ledger.restamp(doc.content_hash)
+            self.store.flush()
+            return changed
 
     def original(self, content_hash: str, *, user: str | None = None
                  ) -> Iterator[bytes]:

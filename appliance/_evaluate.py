@@ -119,7 +119,8 @@ def evaluate(settings: Settings, dataset_dir: Path, *, workdir: Path,
             times: list[float] = []
             for qid in query_ids:
                 started = time.perf_counter()
-                result = app.searcher.search(eval_set.queries[qid], k=depth, mode=mode)
+                result = app.searcher.search(eval_set.queries[qid], scope=app.operator_scope,
+                                             k=depth, mode=mode)
                 times.append((time.perf_counter() - started) * 1000)
                 ranked: list[str] = []
                 for passage in result.passages:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval import StoredPoint, VectorStore
+from retrieval import AccessScope, StoredPoint, VectorStore
 
 from ._scan import Target
 
@@ -99,7 +99,7 @@ def shared_with_live(store: VectorStore, points: Sequence[StoredPoint]) -> set[s
     """Erased points whose dense vector a live point holds byte for byte (same text)."""
     shared: set[str] = set()
     for p in points:
-        for hit in store.search_dense(p.dense, 3):
+        for hit in store.search_dense(p.dense, 3, AccessScope.maintenance()):
             if hit.score < 1 - 1e-5:
                 break
             twins = store.stored(hit.content_hash)

@@ -55,6 +55,7 @@ class _Candidate:
     mtime_ns: int
     fmt: str
     content_hash: str
+    acl: tuple[str, ...]
     parse: Future[ParsedDocument] | None = None
 
 
@@ -73,7 +74,6 @@ class Indexer:
         self.chunker = chunker
         self.worker = worker
         self.limits = limits
-        self.readmit_erased = False
         # Held while the catalog, the store or the audit log change; a service shares its
         # runtime's lock here, so searches go on while a file is being parsed.
         self.guard = threading.RLock()
@@ -85,14 +85,16 @@ class Indexer:
         return self.ledger.recover()
 
     # -- ingest ------------------------------------------------------------------------
-    def ingest(self, roots: Sequence[Path], *, sync: bool = False,
+    def ingest(self, roots: Sequence[Path], *, acl: tuple[str, ...], sync: bool = False,
                progress: Progress | None = None, readmit_erased: bool = False) -> IngestReport:
+        """Ingest files, each document readable by ``acl`` (access entries; a file already
+        indexed with other entries is re-stamped)."""
         with self.guard:
-            return self._ingest(roots, sync, progress or Progress(), readmit_erased)
+            return self._ingest(roots, sync, progress or Progress(), readmit_erased,
+                                tuple(sorted(set(acl))))
 
     def _ingest(self, roots: Sequence[Path], sync: bool, progress: Progress,
-                readmit_erased: bool) -> IngestReport:
-        self.readmit_erased = readmit_erased
+                readmit_erased: bool, acl: tuple[str, ...]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(recovered=self.recover())
         refused: list[FileOutcome] = []
@@ -107,7 +109,7 @@ class Indexer:
         for outcome in refused:  # links out of the folder, FIFOs, devices: never opened
             record(outcome)
 
-        candidates = self._screen(files, record)
+        candidates = self._screen(files, record, acl, readmit_erased)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="greffier-parse") as pool:
             scheduled: set[str] = set()
             # Parse ahead of embedding: the worker process parses file n+1 while this
@@ -155,8 +157,8 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _screen(self, files: Iterable[Path],
-                record: Callable[[FileOutcome], None]) -> list[_Candidate]:
+    def _screen(self, files: Iterable[Path], record: Callable[[FileOutcome], None],
+                acl: tuple[str, ...], readmit_erased: bool) -> list[_Candidate]:
         """Classify files cheaply; return those that need work, in order."""
         model_id = self.encoder.identity.id
         out: list[_Candidate] = []
@@ -171,6 +173,8 @@ class Indexer:
             doc = self.catalog.document(key)
             if doc and (doc.size, doc.mtime_ns) == (size, mtime) and self._current(
                     doc.content_hash, model_id):
+                if doc.acl != acl:  # same file, other readers: re-stamp its points
+                    self.ledger.link(key, doc.content_hash, size, mtime, doc.format, acl)
                 record(FileOutcome(key, "unchanged"))
                 continue
             failure = self.catalog.failure(key)
@@ -189,7 +193,7 @@ class Indexer:
                 record(FileOutcome(key, "failed", error="OSError", message=str(exc)))
                 continue
             erased = self.catalog.tombstone(content_hash)
-            if erased is not None and not self.readmit_erased:
+            if erased is not None and not readmit_erased:
                 record(FileOutcome(
                     key, "skipped", error="Erased",
                     message=f"This content was erased (certificate {erased.certificate_id}); "
@@ -199,10 +203,10 @@ class Indexer:
                 self.catalog.lift_tombstone(content_hash)
             if doc and doc.content_hash == content_hash and self._current(content_hash, model_id):
                 # Touched but not modified: remember the new mtime, nothing to re-index.
-                self.catalog.link(key, content_hash, size, mtime, fmt)
+                self.ledger.link(key, content_hash, size, mtime, fmt, acl)
                 record(FileOutcome(key, "unchanged"))
                 continue
-            out.append(_Candidate(path, size, mtime, fmt, content_hash))
+            out.append(_Candidate(path, size, mtime, fmt, content_hash, acl))
         return out
 
     def blob_path(self, content_hash: str) -> Path:
@@ -240,7 +244,7 @@ class Indexer:
         if self._current(c.content_hash, self.encoder.identity.id):
             if c.parse is not None:
                 c.parse.cancel()
-            self.ledger.link(key, c.content_hash, c.size, c.mtime_ns, c.fmt)
+            self.ledger.link(key, c.content_hash, c.size, c.mtime_ns, c.fmt, c.acl)
             return FileOutcome(key, "deduplicated")
         if c.parse is None:  # an identical file earlier in this batch failed
             failure = self.catalog.failure(key)
@@ -277,7 +281,8 @@ class Indexer:
                                          self.blob_path(item.candidate.content_hash),
                                          item.candidate.content_hash)
         sources = {item.candidate.content_hash: self.ledger.sources_after_link(
-            str(item.candidate.path), item.candidate.content_hash) for item in batch}
+            str(item.candidate.path), item.candidate.content_hash, item.candidate.acl)
+            for item in batch}
         chunks = [chunk for item in batch for chunk in item.chunks]
         for start in range(0, len(chunks), _EMBED_BATCH):
             part = chunks[start:start + _EMBED_BATCH]
@@ -293,12 +298,12 @@ class Indexer:
         for item in batch:
             c = item.candidate
             self.catalog.finish_content(c.content_hash, item.pages, len(item.chunks))
-            self.ledger.link(str(c.path), c.content_hash, c.size, c.mtime_ns, c.fmt)
+            self.ledger.link(str(c.path), c.content_hash, c.size, c.mtime_ns, c.fmt, c.acl)
             outcomes.append(FileOutcome(str(c.path), item.status, chunks=len(item.chunks),
                                         pages=item.pages))
             for alias in aliases.pop(c.content_hash, []):
                 self.ledger.link(str(alias.path), alias.content_hash, alias.size,
-                                 alias.mtime_ns, alias.fmt)
+                                 alias.mtime_ns, alias.fmt, alias.acl)
                 outcomes.append(FileOutcome(str(alias.path), "deduplicated"))
         self.store.flush()
         return outcomes

@@ -23,6 +23,13 @@ class Ledger:
         self.cipher = cipher
         self.blobs = blobs
 
+    def restamp(self, content_hash: str) -> None:
+        """Write a content's sources and access entries, as the catalog has them, onto
+        every one of its points (after a document's access changed or a source left)."""
+        docs = self.catalog.documents_of(content_hash)
+        self.store.set_sources(content_hash,
+                               tuple(Source(d.doc_id, d.path, d.version, d.acl) for d in docs))
+
     def blob_path(self, content_hash: str) -> Path:
         """Where the encrypted original of a content lives."""
         return self.blobs / content_hash[:2] / f"{content_hash}.blob"
@@ -40,19 +47,22 @@ class Ledger:
             self.store.flush()
         return len(unfinished)
 
-    def sources_after_link(self, key: str, content_hash: str) -> tuple[Source, ...]:
+    def sources_after_link(self, key: str, content_hash: str,
+                           acl: tuple[str, ...]) -> tuple[Source, ...]:
+        """The sources of a content once ``key`` points at it, readable by ``acl``."""
         others = [d for d in self.catalog.documents_of(content_hash) if d.path != key]
         current = self.catalog.document(key)
         version = 1 if current is None else current.version + (
             current.content_hash != content_hash)
-        sources = [Source(d.doc_id, d.path, d.version) for d in others]
-        sources.append(Source(document_id(key), key, version))
+        sources = [Source(d.doc_id, d.path, d.version, d.acl) for d in others]
+        sources.append(Source(document_id(key), key, version, acl))
         return tuple(sorted(sources, key=lambda s: s.path))
 
-    def link(self, key: str, content_hash: str, size: int, mtime_ns: int, fmt: str) -> None:
+    def link(self, key: str, content_hash: str, size: int, mtime_ns: int, fmt: str,
+             acl: tuple[str, ...]) -> None:
         """Point a path at a content, in the catalog and in the points' sources."""
-        sources = self.sources_after_link(key, content_hash)
-        previous = self.catalog.link(key, content_hash, size, mtime_ns, fmt)
+        sources = self.sources_after_link(key, content_hash, acl)
+        previous = self.catalog.link(key, content_hash, size, mtime_ns, fmt, acl)
         self.store.set_sources(content_hash, sources)
         if previous is not None:
             self.release(previous)
@@ -60,9 +70,7 @@ class Ledger:
     def release(self, content_hash: str) -> None:
         """A content lost a document: drop it if no document uses it any more."""
         if self.catalog.is_referenced(content_hash):
-            docs = self.catalog.documents_of(content_hash)
-            self.store.set_sources(content_hash,
-                                   tuple(Source(d.doc_id, d.path, d.version) for d in docs))
+            self.restamp(content_hash)
         else:
             self.store.delete_content(content_hash)
             self.catalog.drop_content(content_hash)

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from generation import Answer
-from retrieval import Passage, SearchMode, SearchResult
+from retrieval import AccessScope, Passage, SearchMode, SearchResult
 from security import issue_receipt
 
 if TYPE_CHECKING:
@@ -29,14 +29,15 @@ def _now() -> str:
 
 
 def record_search(app: Appliance, query: str, result: SearchResult, mode: SearchMode,
-                  user: str, receipt_id: str | None) -> dict[str, Any]:
-    """Audit a search and sign its receipt (``receipt_id``: the service's answer id)."""
+                  user: str, receipt_id: str | None, scope: AccessScope) -> dict[str, Any]:
+    """Audit a search with the access scope it ran under, and sign its receipt
+    (``receipt_id``: the service's answer id)."""
     ident = app.encoder.identity
     passages = _refs(result.passages)
     index = app.audit.append(
         "search", user,
         {"mode": mode, "passages": passages, "embedder": ident.id,
-         "question_hmac": app.audit.question_hash(query)},
+         "question_hmac": app.audit.question_hash(query), "scope": sorted(scope.entries)},
         secret={"question": query})
     return issue_receipt(app.audit, index, {
         **({"id": receipt_id} if receipt_id else {}),

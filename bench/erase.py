@@ -50,7 +50,8 @@ def _build(store, deks, cipher, n: int) -> None:  # type: ignore[no-untyped-def]
             chunk = Chunk(content_hash=content, index=i % PER_CONTENT, text=text, page=1,
                           section="", lang="en", kind="text", format="txt")
             batch.append(IndexedChunk(chunk, vec, analyzer.document_vector(text, "en"),
-                                      (Source(f"doc-{i // PER_CONTENT}", f"/b/{i}.txt", 1),),
+                                      (Source(f"doc-{i // PER_CONTENT}", f"/b/{i}.txt", 1,
+                                              ("g:all",)),),
                                       "bench@0"))
         store.upsert(batch)
     store.flush()

@@ -24,6 +24,7 @@ import numpy as np
 
 from _common import bench_cipher, print_table, write_json
 
+GROUPS = 20  # teams; a one-team reader may read 1 document in 20
 DIM = 384
 
 
@@ -54,7 +55,8 @@ def _items(n: int, rng: np.random.Generator, batch: int = 4096):  # type: ignore
             chunk = Chunk(content_hash=f"{i // 8:064x}", index=int(i % 8), text=text, page=1,
                           section="", lang="en", kind="text", format="txt")
             out.append(IndexedChunk(chunk, vec, analyzer.document_vector(text, "en"),
-                                    (Source(f"doc-{i // 8}", f"/bench/{i // 8}.txt", 1),),
+                                    (Source(f"doc-{i // 8}", f"/bench/{i // 8}.txt", 1,
+                                            ("g:all", f"g:team{(i // 8) % GROUPS}")),),
                                     "bench@0"))
         yield out
 
@@ -73,8 +75,12 @@ def _size(path: Path) -> float:
 
 
 def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object]:
-    from retrieval import Analyzer, ClientStore, EdgeStore, FusionPolicy
+    from retrieval import AccessScope, Analyzer, ClientStore, EdgeStore, FusionPolicy
 
+    # Every document is readable by "all" and by one of GROUPS teams: the "all" reader is the
+    # unfiltered figure, a one-team reader sees 1 document in GROUPS (the access filter).
+    everyone = AccessScope(frozenset({"g:all"}))
+    one_team = AccessScope(frozenset({"g:team7"}))
     path = work / f"{kind}-{n}"
     cipher = bench_cipher()
     store = (EdgeStore(path, cipher) if kind == "embedded"
@@ -92,29 +98,36 @@ def bench_store(kind: str, n: int, queries: int, work: Path) -> dict[str, object
     rss_after_load = _rss_mb()
     analyzer = Analyzer()
     policy = FusionPolicy(model_languages=("en",))
-    qrng = np.random.default_rng(1)
-    dense_ms, sparse_ms, hybrid_ms = [], [], []
-    for _ in range(queries):
-        q = qrng.normal(size=DIM).astype(np.float32)
-        q /= np.linalg.norm(q)
-        sq = analyzer.query_vector(" ".join(f"term{int(x)}" for x in qrng.integers(0, 500, 4)),
-                                   "en")
-        t = time.perf_counter()
-        d = store.search_dense(q, 50)
-        t1 = time.perf_counter()
-        s = store.search_sparse(sq, 50)
-        t2 = time.perf_counter()
-        store.reveal(policy.fuse(d, s, "en", 10))  # the 10 shown are fetched and decrypted
-        t3 = time.perf_counter()
-        dense_ms.append((t1 - t) * 1000)
-        sparse_ms.append((t2 - t1) * 1000)
-        hybrid_ms.append((t3 - t) * 1000)
+    timings = {}
+    for label, scope in (("", everyone), ("acl ", one_team)):
+        qrng = np.random.default_rng(1)  # the same queries for both readers
+        dense_ms, sparse_ms, hybrid_ms = [], [], []
+        for _ in range(queries):
+            q = qrng.normal(size=DIM).astype(np.float32)
+            q /= np.linalg.norm(q)
+            sq = analyzer.query_vector(
+                " ".join(f"term{int(x)}" for x in qrng.integers(0, 500, 4)), "en")
+            t = time.perf_counter()
+            d = store.search_dense(q, 50, scope)
+            t1 = time.perf_counter()
+            s = store.search_sparse(sq, 50, scope)
+            t2 = time.perf_counter()
+            store.reveal(policy.fuse(d, s, "en", 10), scope)  # the 10 shown: fetched, opened
+            t3 = time.perf_counter()
+            dense_ms.append((t1 - t) * 1000)
+            sparse_ms.append((t2 - t1) * 1000)
+            hybrid_ms.append((t3 - t) * 1000)
+        timings.update({
+            f"{label}dense p50": statistics.median(dense_ms),
+            f"{label}dense p95": _percentile(dense_ms, 0.95),
+            f"{label}bm25 p50": statistics.median(sparse_ms),
+            f"{label}bm25 p95": _percentile(sparse_ms, 0.95),
+            f"{label}hybrid p50": statistics.median(hybrid_ms),
+            f"{label}hybrid p95": _percentile(hybrid_ms, 0.95)})
     store.close()
     row = {
-        "backend": kind, "chunks": n, "load s": load_s,
-        "dense p50": statistics.median(dense_ms), "dense p95": _percentile(dense_ms, 0.95),
-        "bm25 p50": statistics.median(sparse_ms), "bm25 p95": _percentile(sparse_ms, 0.95),
-        "hybrid p50": statistics.median(hybrid_ms), "hybrid p95": _percentile(hybrid_ms, 0.95),
+        "backend": kind, "chunks": n, "load s": load_s, **timings,
+        "acl/unfiltered hybrid p95": timings["acl hybrid p95"] / timings["hybrid p95"],
         "disk MB": _size(path),
         "RSS MB": rss_after_load,
     }

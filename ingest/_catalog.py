@@ -24,6 +24,7 @@ class DocumentRecord:
     size: int
     mtime_ns: int
     format: str
+    acl: tuple[str, ...] = ()  # who may read it: "u:<user id>", "g:<group id>"
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ class Catalog(Protocol):
 
     def documents_of(self, content_hash: str) -> list[DocumentRecord]: ...
 
-    def link(self, path: str, content_hash: str, size: int, mtime_ns: int,
-             fmt: str) -> str | None:
-        """Point ``path`` at ``content_hash``; returns the content it pointed to before."""
+    def link(self, path: str, content_hash: str, size: int, mtime_ns: int, fmt: str,
+             acl: tuple[str, ...]) -> str | None:
+        """Point ``path`` at ``content_hash``, readable by ``acl``; returns the content it
+        pointed to before."""
+        ...
+
+    def set_acl(self, doc_id: str, acl: tuple[str, ...]) -> DocumentRecord | None:
+        """Change who may read a document; returns it as it is now (None: unknown)."""
         ...
 
     def unlink(self, path: str) -> str | None:

@@ -10,6 +10,9 @@ from ._rerank import CrossEncoderReranker, Reranker
 from ._search import HybridSearcher
 from ._store import StoredPoint, VectorStore
 from ._types import (
+    GROUP_PREFIX,
+    USER_PREFIX,
+    AccessScope,
     IndexedChunk,
     Passage,
     SearchFilter,
@@ -20,6 +23,9 @@ from ._types import (
 )
 
 __all__ = [
+    "GROUP_PREFIX",
+    "USER_PREFIX",
+    "AccessScope",
     "Analyzer",
     "ClientStore",
     "CrossEncoderReranker",

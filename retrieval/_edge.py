@@ -23,9 +23,9 @@ from ._payload import (
     to_passage,
     to_payload,
 )
-from ._store import StoredPoint, filter_fields
+from ._store import StoredPoint, filter_fields, visible
 from ._swap import finish_swap, mark_complete, sibling, swap_in
-from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+from ._types import AccessScope, IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
 _BATCH = 512
 
@@ -76,6 +76,7 @@ class EdgeStore:
             if (self.path / "edge_config.json").exists():
                 self._shard = q.EdgeShard.load(str(self.path))
                 self._check_dim(dim)
+                self._add_missing_indexes()
             else:
                 self.path.mkdir(exist_ok=True)
                 self._shard = self._create(self.path, dim)
@@ -91,6 +92,15 @@ class EdgeStore:
             raise StoreError(f"Cannot open the embedded store at {self.path}: {exc}",
                              hint="Check the data directory's permissions.") from exc
 
+    def _add_missing_indexes(self) -> None:
+        """A store made by an older version lacks the newer indexed fields (``acl``)."""
+        q = self._q
+        present = set(self._shard.info().payload_schema)
+        for field in INDEXED_FIELDS:
+            if field not in present:
+                self._shard.update(q.UpdateOperation.create_field_index(
+                    field, q.PayloadSchemaType.Keyword))
+
     def _check_dim(self, dim: int) -> None:
         import json
 
@@ -103,9 +113,9 @@ class EdgeStore:
                 f"or move {self.path} aside and run `greffier ingest PATH...` to rebuild it.",
             )
 
-    def _filter(self, flt: SearchFilter | None) -> Any:
+    def _filter(self, flt: SearchFilter | None, scope: AccessScope | None = None) -> Any:
         q = self._q
-        fields = filter_fields(flt)
+        fields = filter_fields(flt, scope)
         if not fields:
             return None
         return q.Filter(must=[q.FieldCondition(key=k, match=q.MatchAny(v)) for k, v in fields])
@@ -145,32 +155,38 @@ class EdgeStore:
             self.shard.update(self._q.UpdateOperation.set_payload_by_filter(
                 self._by_content(content_hash), sources_payload(sources)))
 
-    def _query(self, query: Any, limit: int, flt: SearchFilter | None) -> list[Passage]:
+    def _query(self, query: Any, limit: int, scope: AccessScope,
+               flt: SearchFilter | None) -> list[Passage]:
         q = self._q
-        request = q.QueryRequest(limit=limit, query=query, filter=self._filter(flt),
+        if scope.empty:
+            return []
+        request = q.QueryRequest(limit=limit, query=query, filter=self._filter(flt, scope),
                                  with_payload=CANDIDATE_FIELDS,
                                  params=q.SearchParams(hnsw_ef=self.hnsw_ef))
         points = self.shard.query(request)
-        return [to_passage(p.id, p.score, p.payload, self.cipher) for p in points]
+        return visible([to_passage(p.id, p.score, p.payload, self.cipher, scope)
+                        for p in points])
 
-    def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
+    def search_dense(self, vector: npt.NDArray[np.float32], limit: int, scope: AccessScope,
                      flt: SearchFilter | None = None) -> list[Passage]:
-        return self._query(self._q.Query.Nearest(vector.tolist(), using=DENSE), limit, flt)
+        return self._query(self._q.Query.Nearest(vector.tolist(), using=DENSE), limit, scope,
+                           flt)
 
-    def search_sparse(self, vector: SparseVector, limit: int,
+    def search_sparse(self, vector: SparseVector, limit: int, scope: AccessScope,
                       flt: SearchFilter | None = None) -> list[Passage]:
         if not len(vector):
             return []
         q = self._q
         sparse = q.SparseVector(list(vector.indices), list(vector.values))
-        return self._query(q.Query.Nearest(sparse, using=SPARSE), limit, flt)
+        return self._query(q.Query.Nearest(sparse, using=SPARSE), limit, scope, flt)
 
-    def reveal(self, passages: Sequence[Passage]) -> list[Passage]:
-        if not passages:
+    def reveal(self, passages: Sequence[Passage], scope: AccessScope) -> list[Passage]:
+        if not passages or scope.empty:
             return []
-        records = self.shard.retrieve([p.chunk_id for p in passages], with_payload=["sealed"],
-                                      with_vector=False)
-        sealed = {str(r.id): r.payload["sealed"] for r in records}
+        records = self.shard.retrieve([p.chunk_id for p in passages],
+                                      with_payload=["sealed", "acl"], with_vector=False)
+        sealed = {str(r.id): r.payload["sealed"] for r in records
+                  if scope.allows(r.payload.get("acl") or ())}
         return [reveal(p, sealed[p.chunk_id], self.cipher) for p in passages
                 if p.chunk_id in sealed]
 
@@ -204,7 +220,8 @@ class EdgeStore:
             records, offset = self.shard.scroll(q.ScrollRequest(
                 offset=offset, limit=_BATCH, with_payload=True, with_vector=False))
             if records:
-                yield [to_passage(r.id, 0.0, r.payload, self.cipher) for r in records]
+                yield [to_passage(r.id, 0.0, r.payload, self.cipher, AccessScope.maintenance())
+                       for r in records]
             if offset is None:
                 return
 

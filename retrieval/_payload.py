@@ -10,12 +10,12 @@ import base64
 from dataclasses import replace
 from typing import Any, Protocol
 
-from ._types import IndexedChunk, Passage, Source
+from ._types import AccessScope, IndexedChunk, Passage, Source
 
 DENSE = "dense"
 SPARSE = "bm25"
 # Payload fields with a keyword index (filters, facets, access control).
-INDEXED_FIELDS = ("content_hash", "doc_ids", "lang", "format", "acl_groups")
+INDEXED_FIELDS = ("content_hash", "doc_ids", "lang", "format", "acl")
 
 
 class PayloadCipher(Protocol):
@@ -38,26 +38,30 @@ def to_payload(item: IndexedChunk, cipher: PayloadCipher) -> dict[str, Any]:
         "kind": chunk.kind,
         "format": chunk.format,
         "model_id": item.model_id,
-        "acl_groups": [],
         **sources_payload(item.sources),
     }
 
 
 def sources_payload(sources: tuple[Source, ...]) -> dict[str, Any]:
+    """The documents a content's chunks come from; ``acl`` (indexed, filtered on) is the
+    union of their access entries, each source keeps its own."""
     return {
         "doc_ids": [s.doc_id for s in sources],
-        "sources": [{"doc_id": s.doc_id, "path": s.path, "version": s.version} for s in sources],
+        "acl": sorted({entry for s in sources for entry in s.acl}),
+        "sources": [{"doc_id": s.doc_id, "path": s.path, "version": s.version,
+                     "acl": list(s.acl)} for s in sources],
     }
 
 
 # Fields a search leg needs; ``sealed`` is fetched (and opened) only for the final passages.
 CANDIDATE_FIELDS = ["content_hash", "chunk_index", "page", "lang", "kind", "format",
-                    "model_id", "sources"]
+                    "model_id", "sources", "acl"]
 
 
 def to_passage(point_id: object, score: float, payload: dict[str, Any],
-               cipher: PayloadCipher) -> Passage:
-    """A passage; its text and section are empty unless the payload carries ``sealed``."""
+               cipher: PayloadCipher, scope: AccessScope) -> Passage:
+    """A passage; its text and section are empty unless the payload carries ``sealed``.
+    Its sources are only those ``scope`` may read (none: the caller drops the passage)."""
     content_hash = str(payload["content_hash"])
     index = int(payload["chunk_index"])
     text = section = ""
@@ -75,10 +79,11 @@ def to_passage(point_id: object, score: float, payload: dict[str, Any],
         lang=str(payload.get("lang") or "und"),
         format=str(payload.get("format") or ""),
         kind=str(payload.get("kind") or "text"),
-        sources=tuple(
-            Source(str(s["doc_id"]), str(s["path"]), int(s["version"]))
+        sources=scope.readable(tuple(
+            Source(str(s["doc_id"]), str(s["path"]), int(s["version"]),
+                   tuple(str(e) for e in s.get("acl") or ()))
             for s in payload.get("sources") or ()
-        ),
+        )),
         model_id=str(payload.get("model_id") or ""),
     )
 

@@ -26,8 +26,8 @@ from ._payload import (
     to_passage,
     to_payload,
 )
-from ._store import StoredPoint, filter_fields
-from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+from ._store import StoredPoint, filter_fields, visible
+from ._types import AccessScope, IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
 _BATCH = 256
 _PURGE = ".purge"  # suffix of the scratch collection a purge copies the live points into
@@ -98,10 +98,10 @@ class ClientStore:
             # Local mode has no payload indexes (it filters by scanning).
             self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
-    def _filter(self, flt: SearchFilter | None) -> Any:
+    def _filter(self, flt: SearchFilter | None, scope: AccessScope | None = None) -> Any:
         from qdrant_client import models
 
-        fields = filter_fields(flt)
+        fields = filter_fields(flt, scope)
         if not fields:
             return None
         return models.Filter(must=[
@@ -135,35 +135,40 @@ class ClientStore:
             self.collection, payload=sources_payload(sources),
             points=self._filter(SearchFilter(content_hashes=(content_hash,))), wait=True)
 
-    def _query(self, query: Any, using: str, limit: int,
+    def _query(self, query: Any, using: str, limit: int, scope: AccessScope,
                flt: SearchFilter | None) -> list[Passage]:
         from qdrant_client import models
 
+        if scope.empty:
+            return []
         params = models.SearchParams(hnsw_ef=self.hnsw_ef) if "url" in self._args else None
         response = self.client.query_points(
             self.collection, query=query, using=using, limit=limit,
-            query_filter=self._filter(flt), with_payload=CANDIDATE_FIELDS, search_params=params)
-        return [to_passage(p.id, p.score, p.payload or {}, self.cipher) for p in response.points]
+            query_filter=self._filter(flt, scope), with_payload=CANDIDATE_FIELDS,
+            search_params=params)
+        return visible([to_passage(p.id, p.score, p.payload or {}, self.cipher, scope)
+                        for p in response.points])
 
-    def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
+    def search_dense(self, vector: npt.NDArray[np.float32], limit: int, scope: AccessScope,
                      flt: SearchFilter | None = None) -> list[Passage]:
-        return self._query(vector.tolist(), DENSE, limit, flt)
+        return self._query(vector.tolist(), DENSE, limit, scope, flt)
 
-    def search_sparse(self, vector: SparseVector, limit: int,
+    def search_sparse(self, vector: SparseVector, limit: int, scope: AccessScope,
                       flt: SearchFilter | None = None) -> list[Passage]:
         from qdrant_client import models
 
         if not len(vector):
             return []
         query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-        return self._query(query, SPARSE, limit, flt)
+        return self._query(query, SPARSE, limit, scope, flt)
 
-    def reveal(self, passages: Sequence[Passage]) -> list[Passage]:
-        if not passages:
+    def reveal(self, passages: Sequence[Passage], scope: AccessScope) -> list[Passage]:
+        if not passages or scope.empty:
             return []
         records = self.client.retrieve(self.collection, [p.chunk_id for p in passages],
-                                       with_payload=["sealed"], with_vectors=False)
-        sealed = {str(r.id): (r.payload or {})["sealed"] for r in records}
+                                       with_payload=["sealed", "acl"], with_vectors=False)
+        sealed = {str(r.id): (r.payload or {})["sealed"] for r in records
+                  if scope.allows((r.payload or {}).get("acl") or ())}
         return [reveal(p, sealed[p.chunk_id], self.cipher) for p in passages
                 if p.chunk_id in sealed]
 
@@ -200,7 +205,8 @@ class ClientStore:
             records, offset = self.client.scroll(self.collection, limit=_BATCH, offset=offset,
                                                  with_payload=True, with_vectors=False)
             if records:
-                yield [to_passage(r.id, 0.0, r.payload or {}, self.cipher) for r in records]
+                yield [to_passage(r.id, 0.0, r.payload or {}, self.cipher,
+                                    AccessScope.maintenance()) for r in records]
             if offset is None:
                 return
 

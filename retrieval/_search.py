@@ -12,7 +12,7 @@ from ._analyzer import Analyzer
 from ._fusion import FusionPolicy
 from ._rerank import Reranker
 from ._store import VectorStore
-from ._types import SearchFilter, SearchMode, SearchResult
+from ._types import AccessScope, SearchFilter, SearchMode, SearchResult
 
 
 class HybridSearcher:
@@ -28,8 +28,10 @@ class HybridSearcher:
         self.policy = policy or FusionPolicy()
         self.candidates = candidates
 
-    def search(self, query: str, *, k: int = 10, flt: SearchFilter | None = None,
-               mode: SearchMode = "hybrid") -> SearchResult:
+    def search(self, query: str, *, scope: AccessScope, k: int = 10,
+               flt: SearchFilter | None = None, mode: SearchMode = "hybrid") -> SearchResult:
+        """The ``k`` best passages ``scope`` may read (filtered inside the store, before
+        ranking: a reader never crowds out his results with passages he cannot see)."""
         if mode == "hybrid+rerank" and self.reranker is None:
             raise ConfigError("No reranker is configured.",
                               hint="Set search.reranker_dir to a CrossEncoder folder.")
@@ -43,12 +45,12 @@ class HybridSearcher:
             vector = self.encoder.encode_query(query)
             timings["embed_ms"] = (time.perf_counter() - start) * 1000
             start = time.perf_counter()
-            dense = self.store.search_dense(vector, pool if fused else k, flt)
+            dense = self.store.search_dense(vector, pool if fused else k, scope, flt)
             timings["dense_ms"] = (time.perf_counter() - start) * 1000
         if mode in ("hybrid", "bm25", "hybrid+rerank"):
             start = time.perf_counter()
             sparse = self.store.search_sparse(self.analyzer.query_vector(query, lang),
-                                              pool if fused else k, flt)
+                                              pool if fused else k, scope, flt)
             timings["sparse_ms"] = (time.perf_counter() - start) * 1000
         if mode == "dense":
             passages = dense[:k]
@@ -59,7 +61,7 @@ class HybridSearcher:
                                         pool if mode == "hybrid+rerank" else k)
         # Only the passages returned are fetched and decrypted, not every candidate.
         start = time.perf_counter()
-        passages = self.store.reveal(passages)
+        passages = self.store.reveal(passages, scope)
         timings["reveal_ms"] = (time.perf_counter() - start) * 1000
         if mode == "hybrid+rerank" and self.reranker is not None:
             start = time.perf_counter()

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._types import IndexedChunk, Passage, SearchFilter, Source, SparseVector
+from ._types import AccessScope, IndexedChunk, Passage, SearchFilter, Source, SparseVector
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,18 @@ class VectorStore(Protocol):
     def set_sources(self, content_hash: str, sources: tuple[Source, ...]) -> None:
         """Replace the list of files a content's chunks come from."""
 
-    def search_dense(self, vector: npt.NDArray[np.float32], limit: int,
+    # Every read of chunks for a reader takes his AccessScope: the store filters on the
+    # indexed ``acl`` field and keeps, of each passage, only the sources he may read.
+    def search_dense(self, vector: npt.NDArray[np.float32], limit: int, scope: AccessScope,
                      flt: SearchFilter | None = None) -> list[Passage]: ...
 
-    def search_sparse(self, vector: SparseVector, limit: int,
+    def search_sparse(self, vector: SparseVector, limit: int, scope: AccessScope,
                       flt: SearchFilter | None = None) -> list[Passage]: ...
 
-    def reveal(self, passages: Sequence[Passage]) -> list[Passage]:
+    def reveal(self, passages: Sequence[Passage], scope: AccessScope) -> list[Passage]:
         """Fetch and open the text of passages returned by a search leg (legs return
-        passages without text: only the few that are finally shown get decrypted)."""
+        passages without text: only the few that are finally shown get decrypted). A
+        passage ``scope`` may not read (any more) is dropped."""
 
     def count(self, flt: SearchFilter | None = None) -> int: ...
 
@@ -77,10 +80,20 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
-def filter_fields(flt: SearchFilter | None) -> list[tuple[str, list[str]]]:
-    """A filter as ``(payload field, allowed values)`` pairs, all of which must match."""
-    if flt is None:
-        return []
-    pairs = [("doc_ids", list(flt.doc_ids)), ("lang", list(flt.langs)),
-             ("format", list(flt.formats)), ("content_hash", list(flt.content_hashes))]
-    return [(name, values) for name, values in pairs if values]
+def filter_fields(flt: SearchFilter | None,
+                  scope: AccessScope | None = None) -> list[tuple[str, list[str]]]:
+    """A filter as ``(payload field, allowed values)`` pairs, all of which must match;
+    with a ``scope``, the chunk's ``acl`` must hold one of its entries."""
+    pairs = [] if flt is None else [
+        ("doc_ids", list(flt.doc_ids)), ("lang", list(flt.langs)),
+        ("format", list(flt.formats)), ("content_hash", list(flt.content_hashes))]
+    fields = [(name, values) for name, values in pairs if values]
+    if scope is not None and not scope.unrestricted:
+        fields.append(("acl", sorted(scope.entries)))
+    return fields
+
+
+def visible(passages: list[Passage]) -> list[Passage]:
+    """Passages left with at least one readable source (the ``acl`` filter already
+    ensures it; this is the second check, on what each source says)."""
+    return [p for p in passages if p.sources]

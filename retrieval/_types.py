@@ -26,11 +26,55 @@ class SparseVector:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One file a chunk's content comes from (identical files share their chunks)."""
+    """One file a chunk's content comes from (identical files share their chunks), with
+    the access entries of that document: who may read it through this file."""
 
     doc_id: str
     path: str
     version: int
+    acl: tuple[str, ...] = ()
+
+
+USER_PREFIX = "u:"
+GROUP_PREFIX = "g:"
+
+
+@dataclass(frozen=True)
+class AccessScope:
+    """Who is reading, as the access entries that grant him a document: ``u:<user id>``
+    and ``g:<group id>``. A passage is visible when one of its document's entries is in
+    the scope (additive). Built on the server from the authenticated caller, never from a
+    request; an empty scope sees nothing. Every read of the store takes one."""
+
+    entries: frozenset[str]
+    # The store's own upkeep (erasure evidence, re-indexing) reads every point; only
+    # ``maintenance()`` sets this, and a test keeps it out of every reader's path.
+    unrestricted: bool = False
+
+    def __post_init__(self) -> None:
+        for entry in self.entries:
+            if not entry.startswith((USER_PREFIX, GROUP_PREFIX)) or len(entry) < 3:
+                raise ValueError(f"not an access entry: {entry!r}")
+
+    @classmethod
+    def of(cls, user_id: str, groups: frozenset[str] | set[str] = frozenset()) -> AccessScope:
+        return cls(frozenset({USER_PREFIX + user_id} | {GROUP_PREFIX + g for g in groups}))
+
+    @classmethod
+    def maintenance(cls) -> AccessScope:
+        """Every point, for the store's upkeep: never built for a reader."""
+        return cls(frozenset(), unrestricted=True)
+
+    def allows(self, acl: tuple[str, ...] | list[str] | frozenset[str]) -> bool:
+        return self.unrestricted or not self.entries.isdisjoint(acl)
+
+    def readable(self, sources: tuple[Source, ...]) -> tuple[Source, ...]:
+        """The sources this scope may read (a deduplicated content keeps only those)."""
+        return tuple(s for s in sources if self.allows(s.acl))
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries and not self.unrestricted
 
 
 @dataclass(frozen=True, slots=True)

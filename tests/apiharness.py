@@ -67,6 +67,25 @@ class Api:
         self.passwords[name] = password
         return password
 
+    def group(self, name: str, *members: str) -> str:
+        """A group with these members (test setup, straight into the database); returns
+        its access entry."""
+        import time
+        import uuid
+
+        from sqlalchemy import select
+
+        from appliance.db import Group, Membership, User
+
+        group_id = uuid.uuid4().hex
+        with self.rt.identity.db.session() as s:
+            s.add(Group(id=group_id, name=name, created_at=time.time()))
+            s.flush()
+            for member in members:
+                user_id = s.scalar(select(User.id).where(User.name == member))
+                s.add(Membership(user_id=user_id, group_id=group_id))
+        return f"g:{group_id}"
+
     def code(self, name: str) -> str | None:
         secret = self.totp.get(name)
         return pyotp.TOTP(secret).now() if secret else None

@@ -112,7 +112,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Itera
     """An appliance that has ingested the whole fixture corpus (once per session)."""
     data = tmp_path_factory.mktemp("indexed-data")
     app = open_appliance(make_settings(data))
-    app.ingest_report = app.indexer.ingest([corpus_dir])  # type: ignore[attr-defined]
+    app.ingest_report = app.ingest([corpus_dir])  # type: ignore[attr-defined]
     yield app
     app.close()
 

@@ -35,13 +35,14 @@ def api(request: pytest.FixtureRequest,
     if request.param == "postgresql":
         database = {"url": request.getfixturevalue("postgres_server").new_database()}
     api = Api(api_settings(root, database=database))
-    with api.rt.using() as app:
-        app.ingest([docs])
     api.user("alice", "reader")
     api.user("bob", "reader")
     api.user("edith", "editor")
     api.user("adam", "admin")
     api.user("audrey", "auditor")
+    staff = api.group("staff", "alice", "bob", "edith")
+    with api.rt.using() as app:
+        app.ingest([docs], acl=(staff,))
     yield api
     api.close()
 
@@ -148,7 +149,7 @@ def test_editor_uploads_downloads_and_erases_a_document(
         api: Api, client: TestClient, tokens: dict[str, str]) -> None:
     auth = bearer(tokens["edith"])
     original = b"Cantine. Le code de la cantine est QUOKKA-88."
-    response = client.post("/v1/documents", headers=auth,
+    response = client.post("/v1/documents", headers=auth, params={"groups": ["staff"]},
                            files={"file": ("../../etc/cantine.txt", original, "text/plain")})
     assert response.status_code == 202, response.text
     job = _wait(client, response.json()["id"], auth)

@@ -25,11 +25,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     docs.mkdir()
     (docs / "a.txt").write_text("Security incidents go to the CERT team, extension 4242.")
     api = Api(api_settings(root))
-    with api.rt.using() as app:
-        app.ingest([docs])
     for name, role in (("alice", "reader"), ("carol", "reader"), ("edith", "editor"),
                        ("adam", "admin"), ("audrey", "auditor")):
         api.user(name, role)
+    staff = api.group("staff", "alice", "carol", "edith")
+    with api.rt.using() as app:
+        app.ingest([docs], acl=(staff,))
     yield api
     api.close()
 

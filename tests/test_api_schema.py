@@ -24,9 +24,10 @@ def _api(root: Path) -> Api:
     docs.mkdir()
     (docs / "a.txt").write_text("Security incidents go to the CERT team, extension 4242.")
     api = Api(api_settings(root))
-    with api.rt.using() as app:
-        app.ingest([docs])
     api.user("reda", "editor")
+    staff = api.group("staff", "reda")
+    with api.rt.using() as app:
+        app.ingest([docs], acl=(staff,))
     return api
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from security import SqliteDekStore
 from conftest import KEKS, make_settings, open_appliance
 
 SECRET_PATH = "/srv/rh/licenciement-dupont.docx"
+ACL = ("g:rh",)
 
 # The first catalog's schema, as main wrote it before the metadata database existed.
 LEGACY_SCHEMA = """
@@ -53,16 +55,16 @@ def test_versions_dedupe_and_recovery(catalog: SqlCatalog) -> None:
     assert catalog.unfinished_contents() == ["h1"]
     catalog.finish_content("h1", 1, 3)
     assert catalog.content_status("h1") == ("indexed", "m")
-    assert catalog.link("/a.txt", "h1", 10, 1, "txt") is None
-    assert catalog.link("/b.txt", "h1", 10, 1, "txt") is None
+    assert catalog.link("/a.txt", "h1", 10, 1, "txt", ACL) is None
+    assert catalog.link("/b.txt", "h1", 10, 1, "txt", ACL) is None
     assert [d.path for d in catalog.documents_of("h1")] == ["/a.txt", "/b.txt"]
     catalog.begin_content("h2", "txt", "m")
     catalog.finish_content("h2", 1, 2)
-    assert catalog.link("/a.txt", "h2", 11, 2**62, "txt") == "h1"  # ns mtimes need 64 bits
+    assert catalog.link("/a.txt", "h2", 11, 2**62, "txt", ACL) == "h1"  # ns mtimes need 64 bits
     doc = catalog.document("/a.txt")
     assert doc is not None and doc.version == 2 and doc.mtime_ns == 2**62
     assert catalog.document_by_id(doc.doc_id) == doc
-    assert catalog.link("/a.txt", "h2", 11, 3, "txt") is None  # touched: same version
+    assert catalog.link("/a.txt", "h2", 11, 3, "txt", ACL) is None  # touched: same version
     assert catalog.document("/a.txt").version == 2  # type: ignore[union-attr]
     assert catalog.unlink("/b.txt") == "h1"
     assert not catalog.is_referenced("h1")
@@ -80,7 +82,7 @@ def test_failures_erasure_and_facts(catalog: SqlCatalog) -> None:
     assert failure is not None and failure.message == "broken xref in bad.pdf"
     catalog.begin_content("h", "pdf", "m")
     catalog.finish_content("h", 2, 4)
-    catalog.link("/bad.pdf", "h", 7, 8, "pdf")
+    catalog.link("/bad.pdf", "h", 7, 8, "pdf", ACL)
     assert catalog.failure("/bad.pdf") is None  # a success forgets the failure
     catalog.erase_content("h", "alice", "cert-1")
     assert catalog.documents_of("h") == [] and catalog.content_status("h") is None
@@ -97,7 +99,7 @@ def test_failures_erasure_and_facts(catalog: SqlCatalog) -> None:
 def test_paths_and_messages_are_never_stored_in_clear(catalog: SqlCatalog,
                                                        db_url: str) -> None:
     catalog.begin_content("h", "docx", "m")
-    catalog.link(SECRET_PATH, "h", 1, 1, "docx")
+    catalog.link(SECRET_PATH, "h", 1, 1, "docx", ACL)
     catalog.record_failure("/srv/rh/avertissement-martin.pdf", 1, 1, "E",
                            "cannot parse avertissement-martin.pdf")
     with catalog._db.session() as s:  # what a database administrator reads
@@ -204,10 +206,14 @@ def test_an_old_data_directory_opens_in_place(tmp_path: Path) -> None:
         "contents": [(h, st, "txt", 1, 1, model, 1.0)
                      for h, (st, model) in status.items()],  # type: ignore[misc]
         "documents": [(d.doc_id, d.path, d.content_hash, d.version, d.size, d.mtime_ns,
-                       d.format, 1.0) for d in before.values()],
+                       d.format, 1.0) for d in before.values()],  # no access entries then
         "data_keys": [(h, kek_id, blob) for h, blob in keys]})
     with open_appliance(settings) as app:
-        assert {d.path: d for d in app.catalog.documents()} == before
+        after = {d.path: d for d in app.catalog.documents()}
+        # Documents from before access control are readable by nobody until granted.
+        assert {p: replace(d, acl=()) for p, d in before.items()} == after
+        for doc in after.values():
+            app.set_access(doc.doc_id, app.operator_acl)
         result, _ = app.search("parking badge renewed", k=2)
         assert result.passages and "January" in result.passages[0].text
         doc = before[str((docs / "a.md").resolve())]

@@ -57,10 +57,11 @@ def test_no_canary_in_clear_anywhere_on_disk(tmp_path: Path) -> None:
     _write_canaries(docs)
     settings = make_settings(tmp_path / "data")
     with open_appliance(settings) as app:
-        report = app.indexer.ingest([docs])
+        report = app.ingest([docs])
         assert report.count("indexed") == 4
         for canary in CANARIES:
-            passages = app.searcher.search(canary, k=3, mode="bm25").passages
+            passages = app.searcher.search(canary,
+                                           scope=app.operator_scope, k=3, mode="bm25").passages
             assert canary in passages[0].text  # searchable (BM25 on keyed term ids) ...
         worker_tmp = app.indexer.worker._tmp
         # The original is kept, encrypted, and comes back byte for byte.
@@ -84,7 +85,7 @@ def test_erasure_is_final_and_certified(tmp_path: Path) -> None:
     _write_canaries(docs)
     settings = make_settings(tmp_path / "data")
     with open_appliance(settings) as app:
-        app.indexer.ingest([docs])
+        app.ingest([docs])
         doc = app.catalog.document(str((docs / "vault.txt").resolve()))
         assert doc is not None
         wrapped = app.deks.wrapped_dek(doc.content_hash, app.keys.kek_id)
@@ -95,16 +96,18 @@ def test_erasure_is_final_and_certified(tmp_path: Path) -> None:
         assert app.store.count(SearchFilter(content_hashes=(doc.content_hash,))) == 0
         # ... and search never returns the passage again, in any mode.
         for mode in ("bm25", "dense", "hybrid"):
-            hits = app.searcher.search(f"vault combination {CANARIES[0]}", k=10,
+            hits = app.searcher.search(f"vault combination {CANARIES[0]}",
+                                       scope=app.operator_scope, k=10,
                                        mode=mode).passages  # type: ignore[arg-type]
             assert all(CANARIES[0] not in p.text for p in hits)
         # A re-sync of the folder does not bring it back ...
-        report = app.indexer.ingest([docs], sync=True)
+        report = app.ingest([docs], sync=True)
         skipped = [o for o in report.outcomes if o.status == "skipped"]
         assert [Path(o.path).name for o in skipped] == ["vault.txt"]
         assert certificate["certificate_id"] in skipped[0].message
         assert all(CANARIES[0] not in p.text
-                   for p in app.searcher.search(CANARIES[0], k=10, mode="bm25").passages)
+                   for p in app.searcher.search(CANARIES[0], scope=app.operator_scope,
+                                                k=10, mode="bm25").passages)
     # ... and the wrapped key survives nowhere on disk (SQLite free pages, WAL): even with
     # the KEK, nothing can decrypt what was erased.
     assert _scan(settings.data_dir, [wrapped, base64.b64encode(wrapped)]) == []
@@ -120,10 +123,11 @@ def test_erasure_is_final_and_certified(tmp_path: Path) -> None:
     assert not verify({**certificate, "content_sha256": "0" * 64}, public)
     # Asked explicitly, the content can come back (with a new data key).
     with Appliance.open(settings, KEKS) as app:
-        back = app.indexer.ingest([docs], readmit_erased=True)
+        back = app.ingest([docs], readmit_erased=True)
         assert [Path(o.path).name for o in back.outcomes if o.status == "indexed"] == [
             "vault.txt"]
-        assert CANARIES[0] in app.searcher.search(CANARIES[0], k=1, mode="bm25").passages[0].text
+        assert CANARIES[0] in app.searcher.search(CANARIES[0], scope=app.operator_scope,
+                                                  k=1, mode="bm25").passages[0].text
 
 
 def test_rotation_keeps_everything_readable_and_the_old_passphrase_stops(tmp_path: Path) -> None:
@@ -131,14 +135,16 @@ def test_rotation_keeps_everything_readable_and_the_old_passphrase_stops(tmp_pat
     _write_canaries(docs)
     settings = make_settings(tmp_path / "data")
     with open_appliance(settings) as app:
-        app.indexer.ingest([docs])
+        app.ingest([docs])
         assert rotate_kek(app, KekSource("passphrase", "a brand new passphrase")) == 4
-        assert CANARIES[1] in app.searcher.search(CANARIES[1], k=1).passages[0].text
+        assert CANARIES[1] in app.searcher.search(CANARIES[1],
+                                                  scope=app.operator_scope, k=1).passages[0].text
     with pytest.raises(SealedError, match="Wrong passphrase"):
         Appliance.open(settings, KEKS)
     with Appliance.open(settings, KekSource("passphrase", "a brand new passphrase")) as app:
         for canary in CANARIES:
-            assert canary in app.searcher.search(canary, k=1, mode="bm25").passages[0].text
+            assert canary in app.searcher.search(canary, scope=app.operator_scope,
+                                                 k=1, mode="bm25").passages[0].text
         assert len(app.deks.wrapped_deks(app.keys.kek_id)) == 4
         assert app.deks.wrapped_deks(app.keys.kek_id - 1) == []
 
@@ -186,8 +192,9 @@ def test_pkcs11_kek_in_softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     docs = tmp_path / "docs"
     _write_canaries(docs)
     with Appliance.open(settings, source) as app:
-        app.indexer.ingest([docs])
-        assert CANARIES[2] in app.searcher.search(CANARIES[2], k=1, mode="bm25").passages[0].text
+        app.ingest([docs])
+        assert CANARIES[2] in app.searcher.search(CANARIES[2], scope=app.operator_scope,
+                                                  k=1, mode="bm25").passages[0].text
         # The KEK is a non-extractable token object: its value cannot be read out.
         import pkcs11
 

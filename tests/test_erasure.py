@@ -27,6 +27,7 @@ from appliance._erase import erase
 from appliance.cli import cli
 from ingest import Chunk
 from retrieval import (
+    AccessScope,
     Analyzer,
     ClientStore,
     EdgeStore,
@@ -50,6 +51,8 @@ for _hash in ("h1", "h2"):
     CIPHER.new_content_key(_hash)
 ANALYZER = Analyzer()
 
+ALL = AccessScope(frozenset({"g:all"}))
+
 
 def _item(content: str, index: int, text: str, seed: int) -> IndexedChunk:
     dense = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
@@ -57,7 +60,7 @@ def _item(content: str, index: int, text: str, seed: int) -> IndexedChunk:
     chunk = Chunk(content_hash=content, index=index, text=text, page=1, section="S",
                   lang="en", kind="text", format="txt")
     return IndexedChunk(chunk=chunk, dense=dense, sparse=ANALYZER.document_vector(text, "en"),
-                        sources=(Source("doc-" + content, f"/docs/{content}.txt", 1),),
+                        sources=(Source("doc-" + content, f"/docs/{content}.txt", 1, ("g:all",)),),
                         model_id="m@1")
 
 
@@ -104,17 +107,17 @@ def test_purge_leaves_no_byte_of_deleted_points_and_keeps_the_rest(kind: str,
         assert base64.b64decode(p.sealed)
     needles = _point_needles(store, "h1")
     assert _files_holding(tmp_path, needles)  # the needles are in a form the files hold
-    before = store.reveal(store.search_dense(ITEMS[2].dense, 1))
+    before = store.reveal(store.search_dense(ITEMS[2].dense, 1, ALL), ALL)
     store.delete_content("h1")
     store.flush()
     store.optimize()
     store.purge()
     assert _files_holding(tmp_path, needles) == []
     assert store.count() == 1 and store.stored("h1") == []
-    after = store.reveal(store.search_dense(ITEMS[2].dense, 1))
+    after = store.reveal(store.search_dense(ITEMS[2].dense, 1, ALL), ALL)
     assert [(p.chunk_id, p.text) for p in after] == [(p.chunk_id, p.text) for p in before]
     assert after[0].score == pytest.approx(before[0].score, abs=1e-6)
-    sparse = store.search_sparse(ANALYZER.query_vector("coffre sous-sol", "fr"), 1)
+    sparse = store.search_sparse(ANALYZER.query_vector("coffre sous-sol", "fr"), 1, ALL)
     assert [p.chunk_id for p in sparse] == [ITEMS[2].chunk.chunk_id]
     store.upsert(ITEMS[:1])  # the rebuilt store takes writes and survives a reopen
     store.close()
@@ -165,7 +168,7 @@ def test_a_crash_during_the_rebuild_leaves_a_usable_store(step: str, tmp_path: P
     # before the marker the new copy is incomplete and the old store is kept (its delete
     # is in its WAL); after it, the swap is finished and the old files are gone.
     assert again.count() == 1
-    assert [p.chunk_id for p in again.search_dense(ITEMS[2].dense, 1)] == [
+    assert [p.chunk_id for p in again.search_dense(ITEMS[2].dense, 1, ALL)] == [
         ITEMS[2].chunk.chunk_id]
     again.close()
     leftovers = sorted(p.name for p in tmp_path.iterdir())
@@ -238,7 +241,8 @@ def _searches(app: Appliance, exclude: set[str]) -> dict[tuple[str, str], list[t
     out = {}
     for query in QUERIES:
         for mode in ("dense", "bm25", "hybrid"):
-            passages = app.searcher.search(query, k=5, mode=mode).passages  # type: ignore[arg-type]
+            passages = app.searcher.search(query, scope=app.operator_scope,
+                                           k=5, mode=mode).passages  # type: ignore[arg-type]
             out[(query, mode)] = [(p.chunk_id, p.text) for p in passages
                                   if p.chunk_id not in exclude]
     return out
@@ -315,7 +319,7 @@ def erased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Erased]:
     settings = make_settings(tmp / "data")
     app = open_appliance(settings)
     try:
-        app.indexer.ingest([docs])
+        app.ingest([docs])
         doc = app.catalog.document(str((docs / "salaries.md").resolve()))
         assert doc is not None
         needles, ids, fresh = _independent_needles(app, doc.content_hash)
@@ -372,12 +376,13 @@ def test_a_later_ingest_and_optimize_bring_nothing_back(erased: Erased, tmp_path
     more = tmp_path / "more"
     more.mkdir()
     (more / "holidays.txt").write_text("Holidays are booked in the HR portal by March 31.")
-    erased.app.indexer.ingest([more])
+    erased.app.ingest([more])
     erased.app.store.optimize()
     erased.app.store.flush()
     assert _leftovers(erased.data, erased.needles) == {}
     assert _best_cosine(erased.data, erased.fresh) < 0.9
-    hits = erased.app.searcher.search("when to book holidays", k=1, mode="dense").passages
+    hits = erased.app.searcher.search("when to book holidays",
+                                      scope=erased.app.operator_scope, k=1, mode="dense").passages
     assert "HR portal" in hits[0].text
 
 
@@ -406,7 +411,7 @@ def test_a_copy_left_in_the_data_directory_is_reported_not_hidden(tmp_path: Path
     (docs / "other.txt").write_text("The cafeteria opens at noon.")
     settings = make_settings(tmp_path / "data")
     with open_appliance(settings) as app:
-        app.indexer.ingest([docs])
+        app.ingest([docs])
         app.store.flush()
         import shutil
 
@@ -430,7 +435,7 @@ def test_several_documents_erased_with_one_rebuild(tmp_path: Path) -> None:
         (docs / name).write_text(text, encoding="utf-8")
     settings = make_settings(tmp_path / "data")
     with open_appliance(settings) as app:
-        app.indexer.ingest([docs])
+        app.ingest([docs])
         names = sorted(DOCS)[:2]
         targets = [app.catalog.document(str((docs / n).resolve())) for n in names]
         assert all(targets)

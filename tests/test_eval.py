@@ -126,14 +126,17 @@ def test_cross_encoder_reranking_plumbing(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", search={"reranker_dir": str(tmp_path / "reranker"),
                                                         "rerank_top": 5})
     with open_appliance(settings) as app:
-        app.indexer.ingest([docs])
-        fused = app.searcher.search("parking policy", k=5, mode="hybrid").passages
-        reranked = app.searcher.search("parking policy", k=5, mode="hybrid+rerank")
+        app.ingest([docs])
+        fused = app.searcher.search("parking policy",
+                                    scope=app.operator_scope, k=5, mode="hybrid").passages
+        reranked = app.searcher.search("parking policy",
+                                       scope=app.operator_scope, k=5, mode="hybrid+rerank")
         assert "rerank_ms" in reranked.timings_ms
         assert {p.chunk_id for p in reranked.passages} == {p.chunk_id for p in fused}
         scores = [p.score for p in reranked.passages]
         assert scores == sorted(scores, reverse=True)  # ordered by the cross-encoder
         app.searcher.reranker.budget_ms = 0.0  # type: ignore[union-attr]
-        timed_out = app.searcher.search("parking policy", k=5, mode="hybrid+rerank")
+        timed_out = app.searcher.search("parking policy",
+                                        scope=app.operator_scope, k=5, mode="hybrid+rerank")
         # Out of budget: the fused order stands.
         assert [p.chunk_id for p in timed_out.passages] == [p.chunk_id for p in fused]

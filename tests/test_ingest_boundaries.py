@@ -120,7 +120,7 @@ def test_ingest_reports_refusals_and_never_indexes_outside_targets(
     app: Appliance = open_appliance(settings)
     try:
         for _ in range(2):  # the second run with --sync must not bring anything back
-            report = app.indexer.ingest([root], sync=True)
+            report = app.ingest([root], sync=True)
             failed = {o.path: o for o in report.outcomes if o.status == "failed"}
             for name in _REFUSED:
                 if name == "null.txt" and os.geteuid() != 0:

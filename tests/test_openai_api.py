@@ -67,12 +67,13 @@ def served(llm: Llm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     (docs := root / "docs").mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
+    api.user("alice", "reader")
+    staff = api.group("staff", "alice")
     with api.rt.using() as appliance:
-        appliance.ingest([docs])
+        appliance.ingest([docs], acl=(staff,))
         answerer = appliance.answerer()
         recording = Recording(answerer.generator)
         answerer.generator = recording
-    api.user("alice", "reader")
     tokens = api.token("alice", "ask"), api.token("alice", "read")
     if not any(getattr(r, "path", "") == "/v1/chat/completions" for r in api.app.routes):
         api.app.include_router(_openai.router)  # until the app factory includes it

@@ -42,29 +42,33 @@ def small_folder(tmp_path: Path) -> Path:
 
 def test_reingest_dedupe_update_and_sync(tmp_path: Path, small_folder: Path) -> None:
     with open_appliance(make_settings(tmp_path / "data")) as app:
-        first = app.indexer.ingest([small_folder])
+        first = app.ingest([small_folder])
         assert first.count("indexed") == 3 and first.count("failed") == 0
         points = app.store.count()
-        again = app.indexer.ingest([small_folder])
+        again = app.ingest([small_folder])
         assert again.count("unchanged") == 3 and app.store.count() == points
 
         shutil.copy(small_folder / "leave.md", small_folder / "leave-copy.md")
         _write(small_folder, "parking.txt",
                "PARKING\n\nVisitors now park in the new car park on Rue Lavoisier.")
         (small_folder / "cantine.md").unlink()
-        report = app.indexer.ingest([small_folder], sync=True)
+        report = app.ingest([small_folder], sync=True)
         by_status = {o.path.rsplit("/", 1)[-1]: o.status for o in report.outcomes}
         assert by_status == {"leave-copy.md": "deduplicated", "leave.md": "unchanged",
                              "parking.txt": "updated", "cantine.md": "removed"}
 
-        leave = app.searcher.search("how many days of paid leave", k=1).passages[0]
+        leave = app.searcher.search("how many days of paid leave",
+                                    scope=app.operator_scope, k=1).passages[0]
         assert sorted(Path(s.path).name for s in leave.sources) == ["leave-copy.md", "leave.md"]
-        parking = app.searcher.search("where do visitors park", k=1).passages[0]
+        parking = app.searcher.search("where do visitors park",
+                                      scope=app.operator_scope, k=1).passages[0]
         assert "Lavoisier" in parking.text and parking.version == 2
         assert not any("barrier code" in p.text
-                       for p in app.searcher.search("barrier code", k=10).passages)
+                       for p in app.searcher.search("barrier code",
+                                                    scope=app.operator_scope, k=10).passages)
         assert not any("végétarien" in p.text
-                       for p in app.searcher.search("menu végétarien", k=10).passages)
+                       for p in app.searcher.search("menu végétarien",
+                                                    scope=app.operator_scope, k=10).passages)
         # Identical content is stored once: the copy added no point.
         stats = app.catalog.stats()
         assert stats["documents"] == 3 and stats["distinct_contents"] == 2
@@ -75,16 +79,17 @@ def test_model_identity_is_recorded_and_a_new_model_reembeds(tmp_path: Path,
                                                               small_folder: Path) -> None:
     data = tmp_path / "data"
     with open_appliance(make_settings(data)) as app:
-        app.indexer.ingest([small_folder])
+        app.ingest([small_folder])
         ident = app.encoder.identity
         assert len(ident.weights_sha256) == 64 and ident.dim == 384
-        hit = app.searcher.search("paid leave", k=1).passages[0]
+        hit = app.searcher.search("paid leave", scope=app.operator_scope, k=1).passages[0]
         assert hit.model_id == ident.id
     renamed = make_settings(data, embeddings={"model_name": "minilm-retrained"})
     with open_appliance(renamed) as app:
-        report = app.indexer.ingest([small_folder])
+        report = app.ingest([small_folder])
         assert report.count("updated") == 3
-        assert app.searcher.search("paid leave", k=1).passages[0].model_id.startswith(
+        assert app.searcher.search("paid leave",
+                                   scope=app.operator_scope, k=1).passages[0].model_id.startswith(
             "minilm-retrained@")
         assert app.catalog.stale_contents(app.encoder.identity.id) == []
 
@@ -97,7 +102,8 @@ def test_every_format_is_ingested_and_each_fact_is_found(indexed: Appliance,
     assert report.count("indexed") == len(corpus_facts)
     misses = []
     for fact in corpus_facts:
-        passages = indexed.searcher.search(fact.question, k=3).passages
+        passages = indexed.searcher.search(fact.question,
+                                           scope=indexed.operator_scope, k=3).passages
         top = [(Path(p.path).name, fact.marker in p.text) for p in passages]
         if (fact.filename, True) not in top:
             misses.append((fact.fmt, fact.question, top))
@@ -107,7 +113,8 @@ def test_every_format_is_ingested_and_each_fact_is_found(indexed: Appliance,
 def test_scanned_pdf_is_read_through_ocr(indexed: Appliance, corpus_facts: list) -> None:  # type: ignore[type-arg]
     scans = [f for f in corpus_facts if f.fmt == "scanned_pdf"]
     assert scans, "the corpus must hold a scanned PDF"
-    passage = indexed.searcher.search(scans[0].question, k=1).passages[0]
+    passage = indexed.searcher.search(scans[0].question,
+                                      scope=indexed.operator_scope, k=1).passages[0]
     assert Path(passage.path).name == scans[0].filename
     assert scans[0].marker in passage.text and passage.page == 1
 
@@ -115,7 +122,8 @@ def test_scanned_pdf_is_read_through_ocr(indexed: Appliance, corpus_facts: list)
 def test_french_accents_survive_every_format(indexed: Appliance,
                                              corpus_facts: list) -> None:  # type: ignore[type-arg]
     for fact in (f for f in corpus_facts if f.lang == "fr"):
-        passage = indexed.searcher.search(fact.question, k=1).passages[0]
+        passage = indexed.searcher.search(fact.question,
+                                          scope=indexed.operator_scope, k=1).passages[0]
         words = set(passage.text.split())
         assert {"numéro", "réglées"} & words or fact.fmt != "rtf", passage.text
         assert any(ch in passage.text for ch in "éèàç"), (fact.fmt, passage.text)
@@ -123,7 +131,7 @@ def test_french_accents_survive_every_format(indexed: Appliance,
 
 def test_passages_carry_their_provenance(indexed: Appliance, corpus_facts: list) -> None:  # type: ignore[type-arg]
     fact = next(f for f in corpus_facts if f.fmt == "docx")
-    passage = indexed.searcher.search(fact.question, k=1).passages[0]
+    passage = indexed.searcher.search(fact.question, scope=indexed.operator_scope, k=1).passages[0]
     assert passage.doc_id and passage.version == 1 and passage.content_hash
     assert passage.lang == fact.lang and passage.format == "docx"
     assert passage.section  # the chunk knows its section title
@@ -143,7 +151,7 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
     _write(folder, "good.txt", "The quarterly budget review happens on the first Tuesday.")
     settings = make_settings(tmp_path / "data", ingest={"parse_timeout_s": 120})
     with open_appliance(settings) as app:
-        report = app.indexer.ingest([folder])
+        report = app.ingest([folder])
     outcomes = {Path(o.path).name: o for o in report.outcomes}
     assert outcomes["good.txt"].status == "indexed"
     for name, error in expected.items():

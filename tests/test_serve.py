@@ -89,13 +89,26 @@ def test_https_service_and_the_cli_beside_it(data: Path) -> None:
         assert token.startswith("gfr_")
         found = server.client.post("/v1/search", json={"query": "security incident"},
                                    headers={"Authorization": f"Bearer {token}"})
-        assert found.status_code == 200 and "4242" in found.text
+        # What the operator ingested is his alone until an admin grants it.
+        assert found.status_code == 200 and "4242" not in found.text
         cli_search = _run(["search", "security incident", "--json"], data)
         assert "4242" in cli_search.stdout
         assert json.loads(_run(["status", "--json"], data).stdout)["documents"] == 1
         asked = json.loads(_run(["ask", "How are security incidents reported?", "--json"],
                                 data).stdout)
         assert asked["degraded"] and any("4242" in p["text"] for p in asked["passages"])
+        doc_id = json.loads(cli_search.stdout)["passages"][0]["doc_id"]
+        _run(["users", "add", "adam", "--role", "admin"], data)
+        admin = _run(["tokens", "create", "--user", "adam", "--name", "ops", "--scope",
+                      "admin"], data).stdout.strip().splitlines()[0]
+        granted = server.client.put(f"/v1/documents/{doc_id}/access", json={"users": ["alice"]},
+                                    headers={"Authorization": f"Bearer {admin}"})
+        assert granted.status_code == 200, granted.text
+        found = server.client.post("/v1/search", json={"query": "security incident"},
+                                   headers={"Authorization": f"Bearer {token}"})
+        assert found.status_code == 200 and "4242" in found.text
+        cli_search = _run(["search", "security incident", "--json"], data)
+        assert "4242" not in cli_search.stdout  # the operator is no longer among its readers
         refused = _run(["ingest", str(data.parent / "docs")], data, check=False)
         assert refused.returncode == 2
         assert "greffier serve" in refused.stderr and "is running" in refused.stderr

@@ -22,6 +22,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
     api = Api(api_settings(tmp_path))
     api.user("adam", "admin")
     api.user("alice", "reader")
+    api.user("bob", "reader")
+    api.group("rh", "alice")
     yield api
     api.close()
 
@@ -44,9 +46,12 @@ def test_admin_registers_and_syncs_a_folder(api: Api, tmp_path: Path) -> None:
     reader = bearer(api.token("alice", "read"))
     with api.client() as client:
         created = client.post("/v1/sources", headers=admin,
-                              json={"name": "rh", "path": str(share)})
+                              json={"name": "rh", "path": str(share), "groups": ["rh"]})
         assert created.status_code == 201, created.text
         source = created.json()
+        assert source["groups"] == ["rh"]
+        assert client.post("/v1/sources", headers=admin, json={
+            "name": "nope", "path": str(share), "groups": ["no-such-group"]}).status_code == 422
         assert client.post("/v1/sources", headers=reader, json={
             "name": "x", "path": str(share)}).status_code == 403
         for bad in ("relative/path", str(tmp_path / "missing"), f"{share}/../share"):
@@ -57,6 +62,11 @@ def test_admin_registers_and_syncs_a_folder(api: Api, tmp_path: Path) -> None:
         assert job["state"] == "done" and job["total"] == 2
         names = {d["name"] for d in client.get("/v1/documents", headers=reader).json()["items"]}
         assert names == {"a.txt", "b.txt"}
+        # the folder's group reads it; an account outside it does not even see it listed
+        outsider = bearer(api.token("bob", "read"))
+        assert client.get("/v1/documents", headers=outsider).json()["items"] == []
+        assert client.post("/v1/search", headers=outsider,
+                           json={"query": "notes de frais"}).json()["passages"] == []
         # a file gone from the folder leaves the index at the next sync
         (share / "b.txt").unlink()
         job = _done(client, client.post(f"/v1/sources/{source['id']}/sync",

@@ -13,7 +13,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from security import InvalidRequestError, RequestError
 
+from ..service import _access as access
 from ..service import _documents as use
+from ..service._access import AccessIn, AccessOut
 from ..service._models import DocumentOut, DocumentPage, ErasureOut, JobOut
 from ._deps import Caller, Rt
 
@@ -35,9 +37,13 @@ class UnsupportedMediaType(RequestError):
              summary="Upload a document (multipart field `file`); ingested in the background",
              responses={413: {"description": "Larger than api.max_upload_mb."},
                         415: {"description": "Not multipart, or a format Greffier refuses."}})
-async def upload(request: Request, rt: Rt, who: Caller) -> JobOut:
+async def upload(request: Request, rt: Rt, who: Caller,
+                 groups: Annotated[list[str], Query(max_length=100)] = []) -> JobOut:  # noqa: B006
     """Streams the file to memory-backed staging (never to disk in clear), checks it like
-    any ingested file (format, size, bombs, encryption), then returns the ingest job."""
+    any ingested file (format, size, bombs, encryption), then returns the ingest job.
+
+    The document is readable by its uploader and by the ``groups`` he grants (each one he
+    belongs to): with none, by him alone."""
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
@@ -62,7 +68,7 @@ async def upload(request: Request, rt: Rt, who: Caller) -> JobOut:
         if opts.get(b"name") == b"file" and not staged_all and not errors:
             filename = opts.get(b"filename", b"").decode("utf-8", "replace")
             try:
-                staged = use.Staged(rt, who, filename or "upload")
+                staged = use.Staged(rt, who, filename or "upload", tuple(groups))
             except BaseException as exc:
                 errors.append(exc)
                 return
@@ -147,6 +153,18 @@ async def _iterate(segments: Iterator[bytes]) -> AsyncIterator[bytes]:
                summary="Crypto-erase a document; returns the signed certificate")
 def erase(doc_id: str, rt: Rt, who: Caller) -> ErasureOut:
     return use.erase_document(rt, who, doc_id)
+
+
+@router.get("/documents/{doc_id}/access", response_model=AccessOut,
+            summary="Who may read a document (an admin, or one of its readers)")
+def get_access(doc_id: str, rt: Rt, who: Caller) -> AccessOut:
+    return access.get_access(rt, who, doc_id)
+
+
+@router.put("/documents/{doc_id}/access", response_model=AccessOut,
+            summary="Change who may read a document (admin); applies at once")
+def set_access(doc_id: str, body: AccessIn, rt: Rt, who: Caller) -> AccessOut:
+    return access.set_access(rt, who, doc_id, body)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="An ingest job's progress")

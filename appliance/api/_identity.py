@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..service._access import visible_conversation
 from ..service._identity_models import (
     ConversationOut,
     ConversationSummary,
@@ -135,7 +136,7 @@ def conversations(rt: Rt, who: Caller) -> list[ConversationSummary]:
             summary="One of the caller's own conversations (nobody else's, admin included)")
 def conversation(conversation_id: str, rt: Rt, who: Caller) -> ConversationOut:
     out: ConversationOut = rt.identity.conversation(who, conversation_id)
-    return out
+    return visible_conversation(rt, who, out)
 
 
 @router.post("/answers/{answer_id}/feedback", status_code=204, summary="Rate an answer")

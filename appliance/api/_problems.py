@@ -67,7 +67,9 @@ def install(app: FastAPI) -> None:
         if status == 503 and "Retry-After" not in headers:
             headers["Retry-After"] = "30"
         if status == 403:
-            await _record_denial(request, exc)
+            await _record_denial(request, exc, exc.message)
+        elif hidden := getattr(exc, "denied_reason", None):  # a 404 that hides a refusal
+            await _record_denial(request, exc, str(hidden))
         if status == 503:
             return problem(status, _TITLES[503], exc.message, code=code, hint=exc.hint,
                            headers=headers)
@@ -100,7 +102,7 @@ def install(app: FastAPI) -> None:
                        code="internal")
 
 
-async def _record_denial(request: Request, exc: GreffierError) -> None:
+async def _record_denial(request: Request, exc: GreffierError, reason: str) -> None:
     import asyncio
 
     from ..service._denials import record_denial
@@ -110,7 +112,7 @@ async def _record_denial(request: Request, exc: GreffierError) -> None:
     client = str(request.scope.get("state", {}).get("client_ip") or "unknown")
     try:
         await asyncio.to_thread(record_denial, request.app.state.runtime, name,
-                                f"{request.method} {request.url.path}", client, exc.message)
+                                f"{request.method} {request.url.path}", client, reason)
     except GreffierError:
         _log.error("could not record a denial in the audit log")
 

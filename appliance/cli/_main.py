@@ -50,11 +50,16 @@ def cli(ctx: click.Context, config: Path | None) -> None:
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--sync", is_flag=True, help="Also remove documents whose files are gone.")
 @click.option("--readmit-erased", is_flag=True, help="Re-ingest content that was erased.")
+@click.option("--group", "groups", multiple=True, metavar="NAME",
+              help="A group that may read these documents (repeatable); you always may.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, readmit_erased: bool,
-           as_json: bool) -> None:
-    """Ingest files and folders (only new or changed files are re-indexed)."""
+           groups: tuple[str, ...], as_json: bool) -> None:
+    """Ingest files and folders (only new or changed files are re-indexed). They are
+    readable by you (the local operator) and by the groups you name."""
+    from ..service._access import group_entries
+
     console = _console(stderr=True)
     with _open(ctx) as app, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -74,8 +79,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], sync: bool, readmit_eras
                 bar.console.print(f"[red]✗[/] {safe(outcome.path)}: {safe(outcome.message)}",
                                   soft_wrap=True, highlight=False)
 
+        acl = app.operator_acl + group_entries(app.db, groups)
         report = app.ingest(
-            list(paths), sync=sync, readmit_erased=readmit_erased,
+            list(paths), acl=acl, sync=sync, readmit_erased=readmit_erased,
             progress=IngestProgress(on_total=lambda n: bar.update(task, total=n), on_file=on_file))
     if as_json:
         click.echo(json.dumps(_report_dict(report), indent=2))

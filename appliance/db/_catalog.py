@@ -54,7 +54,7 @@ class SqlCatalog:
     def _record(self, row: DocumentRow) -> DocumentRecord:
         path = self._open("documents", row.doc_id, "path", row.path_sealed)
         return DocumentRecord(row.doc_id, path, row.content_hash, row.version, row.size,
-                              row.mtime_ns, row.format)
+                              row.mtime_ns, row.format, tuple(row.acl or ()))
 
     # -- documents -------------------------------------------------------------------------
     def document_by_id(self, doc_id: str) -> DocumentRecord | None:
@@ -77,9 +77,10 @@ class SqlCatalog:
             rows = s.scalars(select(DocumentRow).where(DocumentRow.content_hash == content_hash))
             return sorted((self._record(row) for row in rows), key=lambda d: d.path)
 
-    def link(self, path: str, content_hash: str, size: int, mtime_ns: int,
-             fmt: str) -> str | None:
+    def link(self, path: str, content_hash: str, size: int, mtime_ns: int, fmt: str,
+             acl: tuple[str, ...]) -> str | None:
         mac = self._mac(path)
+        entries = sorted(set(acl))
         with self._db.session() as s:
             row = s.scalar(select(DocumentRow).where(DocumentRow.path_mac == mac))
             previous = row.content_hash if row else None
@@ -88,13 +89,23 @@ class SqlCatalog:
                 s.add(DocumentRow(doc_id=doc_id, path_mac=mac,
                                   path_sealed=self._seal("documents", doc_id, "path", path),
                                   content_hash=content_hash, version=1, size=size,
-                                  mtime_ns=mtime_ns, format=fmt, updated_at=time.time()))
+                                  mtime_ns=mtime_ns, format=fmt, updated_at=time.time(),
+                                  acl=entries))
             else:
                 row.version += previous != content_hash
                 row.content_hash, row.size, row.mtime_ns = content_hash, size, mtime_ns
-                row.format, row.updated_at = fmt, time.time()
+                row.format, row.updated_at, row.acl = fmt, time.time(), entries
             s.execute(delete(FailureRow).where(FailureRow.path_mac == mac))
         return previous if previous not in (None, content_hash) else None
+
+    def set_acl(self, doc_id: str, acl: tuple[str, ...]) -> DocumentRecord | None:
+        with self._db.session() as s:
+            row = s.get(DocumentRow, doc_id)
+            if row is None:
+                return None
+            row.acl, row.updated_at = sorted(set(acl)), time.time()
+            s.flush()
+            return self._record(row)
 
     def unlink(self, path: str) -> str | None:
         mac = self._mac(path)
@@ -204,8 +215,8 @@ class SqlCatalog:
             s.add_all(DocumentRow(doc_id=d, path_mac=self._mac(path),
                                   path_sealed=self._seal("documents", d, "path", path),
                                   content_hash=h, version=v, size=size, mtime_ns=mt, format=f,
-                                  updated_at=at)
-                      for d, path, h, v, size, mt, f, at in documents)
+                                  updated_at=at, acl=sorted(set(acl)))
+                      for d, path, h, v, size, mt, f, at, acl in documents)
             for path, size, mt, error, message, at in failures:
                 mac = self._mac(path)
                 s.add(FailureRow(

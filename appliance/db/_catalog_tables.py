@@ -18,7 +18,16 @@ see ``security/_dekstore.py``.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Double, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ._tables import HASH, Base
@@ -49,6 +58,8 @@ class DocumentRow(Base):
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[float] = mapped_column(Double)
+    # Access entries, sorted, JSON ("u:<user id>", "g:<group id>"); [] = nobody.
+    acl: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class FailureRow(Base):

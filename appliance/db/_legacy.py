@@ -38,8 +38,10 @@ def upgrade_legacy_catalog(data: Path, catalog: SqlCatalog, deks: Path) -> int:
             moved = catalog.load_rows(
                 contents=con.execute("SELECT content_hash, status, format, pages, chunks, "
                                      "model_id, indexed_at FROM contents").fetchall(),
-                documents=con.execute("SELECT doc_id, path, content_hash, version, size, "
-                                      "mtime_ns, format, updated_at FROM documents").fetchall(),
+                # Before access control: readable by nobody until an admin grants them.
+                documents=[(*row, ()) for row in con.execute(
+                    "SELECT doc_id, path, content_hash, version, size, mtime_ns, format, "
+                    "updated_at FROM documents")],
                 failures=con.execute("SELECT path, size, mtime_ns, error, message, seen_at "
                                      "FROM failures").fetchall(),
                 tombstones=con.execute("SELECT content_hash, erased_at, erased_by, "

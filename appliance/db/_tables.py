@@ -176,3 +176,5 @@ class SourceRow(Base):
     created_at: Mapped[float] = mapped_column(Double)
     last_sync_at: Mapped[float | None] = mapped_column(Double)
     last_job_id: Mapped[str | None] = mapped_column(ID)
+    # Who may read what it brings in: access entries ("g:<group id>"); [] = nobody.
+    acl: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -9,8 +9,9 @@ from typing import Any
 
 from generation import Answer
 from retrieval import Passage, SearchFilter
-from security import InvalidRequestError, NotFoundError
+from security import ForbiddenError, InvalidRequestError, NotFoundError
 
+from ._access import readable_passages
 from ._models import AskIn, AskOut, CitationOut, Filters, PassageOut, SearchIn, SearchOut
 from ._principal import Principal
 from ._runtime import Runtime
@@ -25,13 +26,15 @@ def search(rt: Runtime, who: Principal, req: SearchIn) -> SearchOut:
             raise InvalidRequestError("This appliance has no reranker.",
                                       hint="Use mode hybrid, or ask the admin to set "
                                       "search.reranker_dir.")
-        result, receipt = app.search(req.query, k=req.k, flt=_filter(req.filters),
-                                     mode=req.mode, user=who.audit_name, receipt_id=answer_id)
+        result, receipt = app.search(req.query, scope=who.scope, k=req.k,
+                                     flt=_filter(req.filters), mode=req.mode,
+                                     user=who.audit_name, receipt_id=answer_id)
     rt.observe("greffier_stage_seconds", result.timings_ms.get("total_ms", 0.0) / 1000,
                stage="search")
     rt.identity.save_answer(who, answer_id, "search", receipt, None, None, None)
     return SearchOut(id=answer_id, query=req.query, mode=req.mode,
-                     passages=passages_out(result.passages), receipt_id=answer_id,
+                     passages=passages_out(readable_passages(who, result.passages)),
+                     receipt_id=answer_id,
                      timings_ms=result.timings_ms)
 
 
@@ -44,8 +47,12 @@ def ask(rt: Runtime, who: Principal, req: AskIn,
         rt.identity.conversation(who, req.conversation_id)  # own conversations only
     answer_id = uuid.uuid4().hex
     app = rt.appliance()  # not held while the model writes: Appliance.ask guards its parts
-    answer, receipt = app.ask(req.question, on_token=on_token, flt=_filter(req.filters),
-                              user=who.audit_name, receipt_id=answer_id)
+    answer, receipt = app.ask(req.question, on_token=on_token, scope=who.scope,
+                              flt=_filter(req.filters), user=who.audit_name,
+                              receipt_id=answer_id)
+    if len(readable_passages(who, answer.passages)) != len(answer.passages):
+        raise ForbiddenError("An answer drew on a passage its reader may not read; withheld.",
+                             hint="Report this: the store's access filter failed.")
     for stage in ("retrieval", "first_token", "generation"):
         if f"{stage}_ms" in answer.timings_ms:
             rt.observe("greffier_stage_seconds", answer.timings_ms[f"{stage}_ms"] / 1000,

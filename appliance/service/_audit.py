@@ -68,3 +68,29 @@ def _entry(number: int, line: str) -> AuditEntryOut:
                if k not in ("index", "time", "event", "user", "secret", "mac", "prev")}
     return AuditEntryOut(index=int(entry.get("index", number)), time=entry.get("time"),
                          event=entry.get("event"), user=entry.get("user"), details=details)
+
+
+_READS = ("search", "ask", "download", "export")
+
+
+def reads(rt: Runtime, who: Principal, doc_id: str) -> list[AuditEntryOut]:
+    """Who read a document, when: the searches and answers that returned one of its
+    passages, and its downloads (from the clear part of the log; the document may since
+    have been erased). Audited."""
+    who.require("audit")
+    with rt.using() as app:
+        doc = app.catalog.document_by_id(doc_id)
+        hashes = {doc.content_hash} if doc else set()
+        lines = read_lines(app.settings.data_dir / "audit" / "log.jsonl")
+        app.audit.append("audit.reads", who.audit_name, {"doc_id": doc_id})
+    found = []
+    for number, line in enumerate(lines):
+        entry = _entry(number, line)
+        if entry.event not in _READS:
+            continue
+        details = entry.details.get("details") or {}
+        passages = details.get("passages") or []
+        if any(p.get("doc_id") == doc_id or p.get("content_sha256") in hashes
+               for p in passages) or details.get("content_sha256") in hashes:
+            found.append(entry)
+    return found

@@ -14,10 +14,11 @@ from pathlib import Path, PurePath
 from typing import IO
 
 from ingest import DocumentRecord, Limits, format_of, precheck
-from security import ConfigError, ConflictError, NotFoundError
+from security import ConfigError, ConflictError, ForbiddenError, NotFoundError
 
 from .._erase import erase
 from .._indexer import FileOutcome, Progress
+from ._access import readable, upload_acl
 from ._jobs import FileResult, Job
 from ._models import DocumentOut, DocumentPage, ErasureOut, FileResultOut, JobOut
 from ._principal import Principal
@@ -30,8 +31,9 @@ def list_documents(rt: Runtime, who: Principal, *, offset: int = 0, limit: int =
                    fmt: str | None = None, name: str | None = None) -> DocumentPage:
     who.require("documents.read")
     with rt.using() as app:
-        docs = [d for d in app.catalog.documents()
-                if (fmt is None or d.format == fmt)
+        scope = who.scope
+        docs = [d for d in app.catalog.documents() if scope.allows(d.acl)
+                and (fmt is None or d.format == fmt)
                 and (name is None or name.lower() in PurePath(d.path).name.lower())]
     page = docs[offset:offset + limit]
     following = offset + limit
@@ -42,23 +44,29 @@ def list_documents(rt: Runtime, who: Principal, *, offset: int = 0, limit: int =
 def get_document(rt: Runtime, who: Principal, doc_id: str) -> DocumentOut:
     who.require("documents.read")
     with rt.using() as app:
-        return document_out(_record(app.catalog.document_by_id(doc_id), doc_id))
+        return document_out(readable(who, app.catalog.document_by_id(doc_id), doc_id))
 
 
 def download(rt: Runtime, who: Principal, doc_id: str) -> tuple[DocumentOut, Iterator[bytes]]:
     """The original, decrypted as it streams (audited before the first byte)."""
     who.require("documents.read")
     with rt.using() as app:
-        doc = _record(app.catalog.document_by_id(doc_id), doc_id)
+        doc = readable(who, app.catalog.document_by_id(doc_id), doc_id)
         segments = app.original(doc.content_hash, user=who.audit_name)
     return document_out(doc), segments
 
 
 def erase_document(rt: Runtime, who: Principal, doc_id: str) -> ErasureOut:
-    """Crypto-erasure of the document's content; returns the signed certificate."""
+    """Crypto-erasure of the document's content; returns the signed certificate. An
+    editor erases only documents he may read, and only if he may read every document
+    that shares the content (erasure destroys the content for all of them)."""
     who.require("documents.write")
     with rt.using() as app:
-        _record(app.catalog.document_by_id(doc_id), doc_id)
+        doc = readable(who, app.catalog.document_by_id(doc_id), doc_id)
+        if any(not who.scope.allows(d.acl) for d in app.catalog.documents_of(doc.content_hash)):
+            raise ForbiddenError("Another document you may not read holds the same content; "
+                                 "erasing it would erase that one too.",
+                                 hint="Ask an admin to grant you that document, or to erase.")
         return ErasureOut(certificate=erase(app, doc_id, erased_by=who.audit_name))
 
 
@@ -66,8 +74,10 @@ class Staged:
     """An upload on its way in: written to memory-backed storage as it arrives, checked like
     any ingested file, then ingested by a background job."""
 
-    def __init__(self, rt: Runtime, who: Principal, filename: str) -> None:
+    def __init__(self, rt: Runtime, who: Principal, filename: str,
+                 groups: tuple[str, ...] = ()) -> None:
         who.require("documents.write")
+        self.acl = upload_acl(rt, who, groups)  # refused before a byte is staged
         self.rt, self.who = rt, who
         self.app = rt.appliance()
         self.name = safe_name(filename)
@@ -122,15 +132,16 @@ class Staged:
 
         try:
             with self.rt.using() as app:
-                app.ingest([self.path], progress=Progress(on_file=on_file),
+                app.ingest([self.path], acl=self.acl, progress=Progress(on_file=on_file),
                            user=self.who.audit_name)
         finally:
             self.path.unlink(missing_ok=True)
 
 
-def upload(rt: Runtime, who: Principal, filename: str, body: IO[bytes]) -> Job:
+def upload(rt: Runtime, who: Principal, filename: str, body: IO[bytes],
+           groups: tuple[str, ...] = ()) -> Job:
     """Upload from a file object (the CLI, tests)."""
-    staged = Staged(rt, who, filename)
+    staged = Staged(rt, who, filename, groups)
     try:
         shutil.copyfileobj(body, staged, 1 << 20)
     except BaseException:
@@ -191,10 +202,3 @@ def document_out(doc: DocumentRecord) -> DocumentOut:
     return DocumentOut(doc_id=doc.doc_id, name=PurePath(doc.path).name, format=doc.format,
                        size=doc.size, version=doc.version, content_sha256=doc.content_hash,
                        modified_at=doc.mtime_ns / 1e9)
-
-
-def _record(doc: DocumentRecord | None, doc_id: str) -> DocumentRecord:
-    if doc is None:
-        raise NotFoundError(f"No document {doc_id!r}.",
-                            hint="List documents with GET /v1/documents.")
-    return doc

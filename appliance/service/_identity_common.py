@@ -103,9 +103,13 @@ class Core:
 
     def principal(self, s: Session, user: User, *, via: Via, mfa: bool = False,
                   scopes: frozenset[Any] | None = None, token_id: str | None = None) -> Principal:
+        groups = s.execute(select(Group.id, Group.name)
+                           .join(Membership, Membership.group_id == Group.id)
+                           .where(Membership.user_id == user.id)).all()
         return Principal(user_id=user.id, name=user.name, roles=split(user.roles),
-                         groups=self.groups_of(s, user.id), via=via, scopes=scopes,
-                         token_id=token_id, mfa=mfa)
+                         groups=frozenset(name for _, name in groups), via=via, scopes=scopes,
+                         token_id=token_id, mfa=mfa,
+                         group_ids=frozenset(gid for gid, _ in groups))
 
     def user_out(self, s: Session, user: User) -> UserOut:
         return UserOut(id=user.id, name=user.name, roles=sorted(split(user.roles)),

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from retrieval import USER_PREFIX, AccessScope
 from security import ForbiddenError, InvalidRequestError
 
 Role = Literal["reader", "editor", "admin", "auditor"]
 Scope = Literal["read", "ask", "ingest", "admin", "audit"]
 Via = Literal["session", "token", "socket", "local"]
 Permission = Literal[
-    "search", "ask", "documents.read", "documents.write", "sources", "users", "audit",
-    "receipts",
+    "search", "ask", "documents.read", "documents.write", "documents.access", "sources",
+    "users", "audit", "receipts",
 ]
 
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -26,7 +27,7 @@ SCOPES: tuple[Scope, ...] = get_args(Scope)
 _BY_ROLE: dict[Role, frozenset[Permission]] = {
     "reader": frozenset({"search", "ask", "documents.read", "receipts"}),
     "editor": frozenset({"search", "ask", "documents.read", "documents.write", "receipts"}),
-    "admin": frozenset({"users", "sources"}),
+    "admin": frozenset({"users", "sources", "documents.access"}),
     "auditor": frozenset({"audit", "receipts"}),
 }
 # What a token scope lets through (a token never exceeds its owner's roles).
@@ -34,7 +35,7 @@ _BY_SCOPE: dict[Scope, frozenset[Permission]] = {
     "read": frozenset({"search", "documents.read", "receipts"}),
     "ask": frozenset({"search", "ask", "receipts"}),
     "ingest": frozenset({"documents.read", "documents.write"}),
-    "admin": frozenset({"users", "sources"}),
+    "admin": frozenset({"users", "sources", "documents.access"}),
     "audit": frozenset({"audit", "receipts"}),
 }
 
@@ -70,6 +71,17 @@ class Principal:
     token_id: str | None = None
     mfa: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+    group_ids: frozenset[str] = frozenset()  # what the access entries name
+
+    @property
+    def scope(self) -> AccessScope:
+        """What this caller may read: his own entry and his groups' (admins and operators
+        included: nobody bypasses it). Built here, from the authenticated account."""
+        return AccessScope.of(self.user_id, self.group_ids)
+
+    @property
+    def own_entry(self) -> str:
+        return USER_PREFIX + self.user_id
 
     @property
     def audit_name(self) -> str:

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from retrieval import GROUP_PREFIX
 from security import ConflictError, InvalidRequestError, NotFoundError
 
 from .._indexer import FileOutcome, Progress
-from ..db import SourceRow
+from ..db import Group, SourceRow
+from ._access import AccessIn, access_acl
 from ._jobs import FileResult, Job
 from ._principal import Principal
 from ._runtime import Runtime
@@ -31,6 +34,8 @@ class SourceIn(BaseModel):
     path: str = Field(min_length=1, max_length=4096, description="Absolute folder path.")
     every_minutes: int | None = Field(None, ge=5, le=7 * 24 * 60,
                                       description="Sync schedule; none: on demand only.")
+    groups: list[str] = Field(default_factory=list, max_length=100,
+                              description="Groups that may read its documents; none: nobody.")
 
 
 class SourceOut(BaseModel):
@@ -38,6 +43,7 @@ class SourceOut(BaseModel):
     name: str
     path: str
     every_minutes: int | None
+    groups: list[str]
     created_by: str
     created_at: float
     last_sync_at: float | None
@@ -53,24 +59,27 @@ def add_source(rt: Runtime, who: Principal, req: SourceIn) -> SourceOut:
         raise InvalidRequestError(f"{path} is not a folder on this appliance.",
                                   hint="Mount the share on the appliance first.")
     ident = rt.identity
+    acl = list(access_acl(rt, AccessIn(groups=req.groups)))  # before the transaction
     with ident.db.session() as s:
         if s.scalars(select(SourceRow).where(SourceRow.name == req.name)).first():
             raise ConflictError(f"A source named {req.name!r} exists.")
         row_id = uuid.uuid4().hex
         row = SourceRow(id=row_id, name=req.name, every_minutes=req.every_minutes,
                         path_sealed=ident.seal(str(path), "sources", row_id, "path"),
-                        created_by=who.audit_name, created_at=time.time())
+                        created_by=who.audit_name, created_at=time.time(),
+                        acl=acl)
         s.add(row)
         ident.audit("source.add", who.audit_name,
-                    {"source_id": row_id, "name": req.name, "every_minutes": req.every_minutes},
-                    {"path": str(path)})
-        return _out(rt, row)
+                    {"source_id": row_id, "name": req.name, "every_minutes": req.every_minutes,
+                     "acl": row.acl}, {"path": str(path)})
+        return _out(rt, row, s)
 
 
 def list_sources(rt: Runtime, who: Principal) -> list[SourceOut]:
     who.require("sources")
     with rt.identity.db.session() as s:
-        return [_out(rt, r) for r in s.scalars(select(SourceRow).order_by(SourceRow.name))]
+        return [_out(rt, r, s)
+                for r in s.scalars(select(SourceRow).order_by(SourceRow.name))]
 
 
 def remove_source(rt: Runtime, who: Principal, source_id: str) -> None:
@@ -96,6 +105,7 @@ def sync_source(rt: Runtime, who: Principal, source_id: str) -> Job:
                 raise ConflictError(f"Source {row.name!r} is already syncing.",
                                     hint=f"Follow GET /v1/jobs/{running.id}.")
         path = Path(rt.identity.unseal(row.path_sealed, "sources", row.id, "path"))
+        acl = tuple(row.acl or ())
 
         def work(job: Job) -> None:
             def on_file(outcome: FileOutcome) -> None:
@@ -111,7 +121,7 @@ def sync_source(rt: Runtime, who: Principal, source_id: str) -> Job:
                 job.total = total
 
             with rt.using() as app:
-                app.ingest([path], sync=True, user=who.audit_name,
+                app.ingest([path], acl=acl, sync=True, user=who.audit_name,
                            progress=Progress(on_total=on_total, on_file=on_file))
 
         job = rt.jobs.start("source-sync", who.user_id, work)
@@ -138,9 +148,16 @@ def run_schedule(rt: Runtime, scheduler: Principal, stop: threading.Event,
                 sync_source(rt, scheduler, source_id)
 
 
-def _out(rt: Runtime, row: SourceRow) -> SourceOut:
+def _out(rt: Runtime, row: SourceRow, s: Session) -> SourceOut:
     return SourceOut(id=row.id, name=row.name,
                      path=rt.identity.unseal(row.path_sealed, "sources", row.id, "path"),
-                     every_minutes=row.every_minutes, created_by=row.created_by,
+                     every_minutes=row.every_minutes, groups=_group_names(s, row.acl or []),
+                     created_by=row.created_by,
                      created_at=row.created_at, last_sync_at=row.last_sync_at,
                      last_job_id=row.last_job_id)
+
+
+def _group_names(s: Session, acl: list[str]) -> list[str]:
+    ids = [e[len(GROUP_PREFIX):] for e in acl if e.startswith(GROUP_PREFIX)]
+    names = dict(s.execute(select(Group.id, Group.name).where(Group.id.in_(ids))).all())
+    return sorted(names.get(i, i) for i in ids)
