@@ -263,10 +263,11 @@ def in_process(data: Path, queries: list[str], n: int) -> dict[str, Any]:
     try:
         app = rt.appliance()
         k = settings.search.k
-        timed(lambda q: app.searcher.search(q, k=k), queries[:20])  # warm-up
+        timed(lambda q: app.searcher.search(q,
+                                            scope=app.operator_scope, k=k), queries[:20])  # warm-up
         sample = queries[:n]
         t0 = time.perf_counter()
-        bare = timed(lambda q: app.searcher.search(q, k=k), sample)
+        bare = timed(lambda q: app.searcher.search(q, scope=app.operator_scope, k=k), sample)
         bare_rate = len(sample) / (time.perf_counter() - t0)
 
         def row(layer: str, ms: list[float]) -> None:

@@ -65,8 +65,9 @@ def main() -> None:
     Appliance.init(settings, source)
     with Appliance.open(settings, source) as app:
         app.encoder.encode_passages(["warm-up"])  # model load is not ingest throughput
-        report = app.indexer.ingest([corpus])
-        texts = [p.text for p in app.searcher.search("valve pressure log", k=200).passages]
+        report = app.ingest([corpus])
+        texts = [p.text for p in app.searcher.search("valve pressure log",
+                                                     scope=app.operator_scope, k=200).passages]
         # Embedding: Greffier's encoder against a bare sentence-transformers encode.
         from sentence_transformers import SentenceTransformer
 
