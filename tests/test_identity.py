@@ -471,9 +471,14 @@ def test_token_use_is_audited_and_remembered(world: World) -> None:
                                                   30)
     world.clock.advance(100)
     world.identity.authenticate_token(plaintext)
+    world.clock.advance(60)
+    world.identity.authenticate_token(plaintext)  # within the hour: not audited again
     uses = [e for e in world.entries() if e["event"] == "token.use"]
     assert [u["details"]["token_id"] for u in uses] == [info.id]
     assert uses[0]["user"] == f"zoe (token {info.id})"
+    world.clock.advance(3600)
+    world.identity.authenticate_token(plaintext)
+    assert sum(e["event"] == "token.use" for e in world.entries()) == 2
     assert world.identity.list_tokens(ROOT)[0].last_used_at is not None
     with world.db.session() as s:  # the owner disabled behind the identity's back
         s.execute(update(User).values(disabled=True))

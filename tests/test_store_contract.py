@@ -213,3 +213,17 @@ def test_only_the_stores_upkeep_reads_without_a_readers_scope() -> None:
     users = sorted(str(p.relative_to(root)) for pkg in ("appliance", "generation", "ingest")
                    for p in (root / pkg).rglob("*.py") if "maintenance()" in p.read_text())
     assert users == ["appliance/_evidence.py"]
+
+
+def test_every_use_case_reads_with_its_callers_scope() -> None:
+    """``Appliance.search``/``ask`` default to the local operator's scope (the CLI without a
+    service); the service's use cases must always pass the caller's."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "appliance" / "service"
+    calls = [(p.name, m.group(0)) for p in root.glob("*.py")
+             for m in re.finditer(r"app\.(search|ask|ingest)\((?:[^()]|\([^()]*\))*\)",
+                                  p.read_text())]
+    assert calls, "the pattern no longer finds the use cases' calls"
+    missing = [c for c in calls if "scope=" not in c[1] and "acl=" not in c[1]]
+    assert missing == []

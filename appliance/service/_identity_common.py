@@ -63,6 +63,7 @@ class Core:
         self.sealer = sealer
         self.policy = policy or IdentityPolicy()
         self.clock = clock
+        self.use_audited: dict[str, float] = {}  # token id → when its use was last audited
 
     # -- sealed fields -------------------------------------------------------------------
     def seal(self, text: str, table: str, row_id: str, column: str) -> bytes:

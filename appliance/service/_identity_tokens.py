@@ -23,6 +23,10 @@ from ._identity_models import TokenOut, when
 from ._principal import SCOPES, Principal, Scope
 
 TOUCH_S = 15.0  # last_used_at is written at most this often
+# ``token.use`` is audited at a token's first use, then at most once an hour per token (and
+# again after a restart): every action is audited anyway under the token's name
+# ("alice (token …)"), so one entry per request would only double the log.
+USE_AUDIT_S = 3600.0
 
 
 class Tokens(Core):
@@ -109,7 +113,7 @@ class Tokens(Core):
 
     def authenticate_token(self, plaintext: str) -> Principal:
         """The principal of a ``gfr_…`` token; AuthError for an unknown, expired or
-        revoked one, or one whose owner is disabled. Each use is audited."""
+        revoked one, or one whose owner is disabled. Its use is audited (``USE_AUDIT_S``)."""
         parsed = parse_api_token(plaintext.strip())
         now = self.clock()
         principal: Principal | None = None
@@ -130,7 +134,10 @@ class Tokens(Core):
                         row.last_used_at = now
                     principal = self.principal(s, owner, via="token", token_id=row.id,
                                                scopes=split(row.scopes))
-                    self.audit("token.use", principal.audit_name, {"token_id": row.id})
+                    seen = self.use_audited.get(row.id)
+                    if seen is None or now - seen >= USE_AUDIT_S:
+                        self.audit("token.use", principal.audit_name, {"token_id": row.id})
+                        self.use_audited[row.id] = now
             elif parsed is not None:  # an id that is not ours, or a wrong secret for it
                 self.audit("token.failure", "(unknown)", {
                     "token_id": parsed[0], "reason": "unknown" if row is None else "secret"})
