@@ -9,6 +9,7 @@ from . import (
     _answers,
     _audit,
     _documents,
+    _groups,
     _identity,
     _openai,
     _openapi,
@@ -70,7 +71,7 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     app.state.per_ip_login = RateLimiter(api.login_rate_per_ip)
     _problems.install(app)
     _openapi.install(app)
-    for module in (_system, _answers, _documents, _sources, _audit, _identity, _openai):
+    for module in (_system, _answers, _documents, _sources, _audit, _identity, _groups, _openai):
         app.include_router(module.router)
     app.add_middleware(
         Guard, metrics=metrics, per_ip=RateLimiter(api.rate_per_ip),

@@ -27,6 +27,7 @@ from .._term import safe, safe_json
 from . import _answers as _ans
 from . import _audit as _aud
 from . import _eval as _evl
+from . import _groups as _grp
 from . import _security as _sec
 from . import _serve as _srv
 from . import _users as _usr
@@ -243,7 +244,7 @@ def _iso(stamp: str | None) -> str | None:
 
 for _command in (_srv.serve, _usr.users, _usr.tokens, _sec.init, _sec.unseal, _sec.seal,
                  _sec.keys, _sec.export_command, _sec.erase_command, _aud.audit, _aud.receipt,
-                 _aud.verify_certificate, _evl.eval_group,
+                 _aud.verify_certificate, _evl.eval_group, _grp.groups,
                  _ans.ask, _ans.llm, _ans.models):
     cli.add_command(_command)
 

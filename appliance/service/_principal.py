@@ -17,7 +17,7 @@ Scope = Literal["read", "ask", "ingest", "admin", "audit"]
 Via = Literal["session", "token", "socket", "local"]
 Permission = Literal[
     "search", "ask", "documents.read", "documents.write", "documents.access", "sources",
-    "users", "audit", "receipts",
+    "users", "groups", "audit", "receipts",
 ]
 
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -27,7 +27,7 @@ SCOPES: tuple[Scope, ...] = get_args(Scope)
 _BY_ROLE: dict[Role, frozenset[Permission]] = {
     "reader": frozenset({"search", "ask", "documents.read", "receipts"}),
     "editor": frozenset({"search", "ask", "documents.read", "documents.write", "receipts"}),
-    "admin": frozenset({"users", "sources", "documents.access"}),
+    "admin": frozenset({"users", "groups", "sources", "documents.access"}),
     "auditor": frozenset({"audit", "receipts"}),
 }
 # What a token scope lets through (a token never exceeds its owner's roles).
@@ -35,7 +35,7 @@ _BY_SCOPE: dict[Scope, frozenset[Permission]] = {
     "read": frozenset({"search", "documents.read", "receipts"}),
     "ask": frozenset({"search", "ask", "receipts"}),
     "ingest": frozenset({"documents.read", "documents.write"}),
-    "admin": frozenset({"users", "sources", "documents.access"}),
+    "admin": frozenset({"users", "groups", "sources", "documents.access"}),
     "audit": frozenset({"audit", "receipts"}),
 }
 
