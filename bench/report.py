@@ -118,11 +118,26 @@ def main() -> None:
                   "same texts (target ratio ≥ 0.9):", "", _table([ing["embedding"]]), ""]
     if (se := _load("search")) is not None:
         parts += ["## Search latency", "", "`python bench/search.py --sizes 10000 100000 "
-                  "1000000` (synthetic vectors: 200 topic clusters, Zipf vocabulary; sealed "
+                  "1000000 --local-max 10000` (synthetic vectors: 200 topic clusters, Zipf "
+                  "vocabulary; sealed "
                   "payloads; store legs + fusion; target p95 < 50 ms at 1M on the embedded "
                   "store). qdrant-client's local mode is brute force and pure Python on the "
-                  "sparse side: that is why it is not the default (it is not run at 1M).", "",
-                  _machine(se), "", _table(se["stores"]), "",
+                  "sparse side: that is why it is not the default (it is run at 10k only).",
+                  "",
+                  _machine(se), "", _table([_pick(r, [
+                      "backend", "chunks", "load s", "dense p50", "dense p95", "bm25 p50",
+                      "bm25 p95", "hybrid p50", "hybrid p95", "disk MB", "RSS MB"])
+                      for r in se["stores"]]), "",
+                  "### With access control", "",
+                  "Every document is readable by `all` and by one of 20 teams. The figures "
+                  "above are the `all` reader's (every chunk visible); below, a one-team reader "
+                  "(1 document in 20 visible, filtered inside Qdrant on the indexed `acl` "
+                  "field), with the same queries in alternating order after 20 warm-up "
+                  "queries. Goal: filtered hybrid p95 no more than 1.5x the unfiltered one.",
+                  "", _table([_pick(r, [
+                      "backend", "chunks", "hybrid p95", "acl dense p50", "acl dense p95",
+                      "acl bm25 p95", "acl hybrid p50", "acl hybrid p95",
+                      "acl/unfiltered hybrid p95"]) for r in se["stores"]]), "",
                   "Query embedding on the CPU (all-MiniLM-L6-v2), added to every dense and "
                   "hybrid search:", "", _table([se["query_embedding"]]), ""]
     if (cr := _load("crypto")) is not None:
