@@ -116,5 +116,5 @@ def refuse_while_serving(settings: Settings, command: str) -> None:
         f"`greffier serve` is running on {settings.data_dir} and holds it: `greffier "
         f"{command}` cannot open it alongside.",
         hint="Use the REST API (docs/API.md), or stop the service first "
-        "(systemctl stop greffier); search, ask, status, users and tokens go through the "
-        "running service by themselves.")
+        "(systemctl stop greffier); search, ask, status, users, groups and tokens go through "
+        "the running service by themselves.")
