@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(32)
+ORIGINS = ("local", "ldap", "oidc")  # where an account or a group comes from
+NO_PASSWORD = "!"  # password_hash of an account that signs in through its origin
 HASH = String(64)  # hex SHA-256
 
 NAMING = {
@@ -48,6 +50,10 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("origin IN ('local', 'ldap', 'oidc')", name="origin"),
+        UniqueConstraint("origin", "external_id", name="uq_users_origin_external_id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -62,14 +68,22 @@ class User(Base):
     locked_until: Mapped[float | None] = mapped_column(Double)
     created_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
+    origin: Mapped[str] = mapped_column(String(8), default="local", server_default="local")
+    external_id: Mapped[str | None] = mapped_column(String(512))  # DN, or "iss sub"
 
 
 class Group(Base):
     __tablename__ = "groups"
+    __table_args__ = (
+        CheckConstraint("origin IN ('local', 'ldap', 'oidc')", name="origin"),
+        UniqueConstraint("origin", "external_id", name="uq_groups_origin_external_id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Double)
+    origin: Mapped[str] = mapped_column(String(8), default="local", server_default="local")
+    external_id: Mapped[str | None] = mapped_column(String(512))  # DN, or the claim's value
 
 
 class Membership(Base):
