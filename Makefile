@@ -13,7 +13,7 @@ PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --require-
 APT_PACKAGES := python3 python3-venv python3-dev build-essential util-linux \
 	tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils pandoc libmagic1 softhsm2 \
 	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fonts-dejavu-core \
-	strace iproute2 postgresql
+	strace iproute2 postgresql slapd ldap-utils glewlwyd
 export DO_NOT_TRACK := 1
 export SCARF_NO_ANALYTICS := true
 export HF_HUB_OFFLINE := 1
