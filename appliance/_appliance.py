@@ -5,8 +5,6 @@ Its parts are wired in ``_compose.py``; its receipts are written in ``_receipts.
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,20 +26,18 @@ from retrieval import (
 from security import (
     AuditError,
     AuditLog,
-    AuthenticationError,
     ContentCipher,
     KekSource,
     Keyring,
     NotFoundError,
     SqliteDekStore,
-    StoreError,
     UnsealedKeys,
     fingerprint,
     forbid_network,
 )
 
 from ._compose import assemble, build_answerer, store_hosts
-from ._datadir import lock_data_dir
+from ._datadir import BorrowedLock, current_user, lock_data_dir
 from ._indexer import FileOutcome, Indexer, IngestReport, Progress
 from ._keys import (
     audit_log,
@@ -49,6 +45,7 @@ from ._keys import (
     rotate_kek,
     unseal_keys,
 )
+from ._originals import export_original, stream_original
 from ._receipts import record_answer, record_search
 from ._settings import Settings
 from .db import Database
@@ -112,7 +109,7 @@ class Appliance:
         forbid_network(settings.security.allowed_hosts + store_hosts(settings))
         user = user or current_user()
         held: _Closable = lock_data_dir(settings.data_dir) if lock is None \
-            else _BorrowedLock(lock)
+            else BorrowedLock(lock)
         try:
             keys = unseal_keys(settings, source, user, upgrade=upgrade)
         except Exception:
@@ -244,44 +241,14 @@ class Appliance:
 
     def original(self, content_hash: str, *, user: str | None = None
                  ) -> Iterator[bytes]:
-        """The original file of a content, decrypted segment by segment (each authenticated
-        before it is handed out). Audited before the first byte."""
-        user = user or self.user
-        blob = self.indexer.blob_path(content_hash)
-        if not blob.exists():
-            raise StoreError(f"No stored original for content {content_hash[:12]}….",
-                             hint="It was erased, or ingested before originals were kept.")
-        self.audit.append("download", user, {"content_sha256": content_hash})
-        return self.cipher.decrypt_original(blob, content_hash)
+        """The original file of a content, decrypted segment by segment. Audited."""
+        return stream_original(self.cipher, self.audit, self.indexer.blob_path(content_hash),
+                               content_hash, user or self.user)
 
     def export(self, content_hash: str, output: Path) -> int:
         """Write the original file of a content, decrypted. Audited. Returns its size."""
-        blob = self.indexer.blob_path(content_hash)
-        if not blob.exists():
-            raise StoreError(f"No stored original for content {content_hash[:12]}….",
-                             hint="It was erased, or ingested before originals were kept.")
-        self.audit.append("export", self.user, {"content_sha256": content_hash,
-                                                "output": str(output)})
-        size = 0
-        tmp = output.with_name(output.name + ".partial")
-        try:
-            with tmp.open("wb") as handle:
-                for segment in self.cipher.decrypt_original(blob, content_hash):
-                    handle.write(segment)
-                    size += len(segment)
-        except AuthenticationError as exc:
-            tmp.unlink(missing_ok=True)  # never leave a decrypted beginning behind
-            self.audit.append("export.failed", self.user, {"content_sha256": content_hash,
-                                                           "reason": "authentication"})
-            raise StoreError(f"The stored original of {content_hash[:12]}… fails "
-                             "authentication: it was altered or damaged; nothing was written.",
-                             hint="Restore blobs/ from backup, then run `greffier audit verify`."
-                             ) from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(output)
-        return size
+        return export_original(self.cipher, self.audit, self.indexer.blob_path(content_hash),
+                               content_hash, self.user, output)
 
     def close(self) -> None:
         """Stop the parser, flush the store, and seal: the keys leave memory."""
@@ -304,22 +271,3 @@ class Appliance:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-class _BorrowedLock:
-    """The data-directory lock of a long-running service, lent to one opened appliance:
-    closing the appliance leaves the service holding it."""
-
-    def __init__(self, lock: IO[str]) -> None:
-        self._lock = lock
-
-    def close(self) -> None:
-        pass
-
-
-def current_user() -> str:
-    """Who runs this command: the sudo caller if any, else the login name (undecodable
-    bytes and control characters replaced: the name goes into the audit log)."""
-    name = os.environ.get("SUDO_USER") or getpass.getuser()
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)[:128]

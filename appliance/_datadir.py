@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import getpass
 import os
 import stat
 from pathlib import Path
@@ -41,3 +42,22 @@ def lock_data_dir(data: Path) -> IO[str]:
             f"Another Greffier process is using {data}.",
             hint="Wait for it to finish (an ingest holds the data directory).") from exc
     return lock
+
+
+class BorrowedLock:
+    """The data-directory lock of a long-running service, lent to one opened appliance:
+    closing the appliance leaves the service holding it."""
+
+    def __init__(self, lock: IO[str]) -> None:
+        self._lock = lock
+
+    def close(self) -> None:
+        pass
+
+
+def current_user() -> str:
+    """Who runs this command: the sudo caller if any, else the login name (undecodable
+    bytes and control characters replaced: the name goes into the audit log)."""
+    name = os.environ.get("SUDO_USER") or getpass.getuser()
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)[:128]

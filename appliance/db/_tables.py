@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(32)
 ORIGINS = ("local", "ldap", "oidc")  # where an account or a group comes from
-NO_PASSWORD = "!"  # password_hash of an account that signs in through its origin
+NO_PASSWORD = "!"  # noqa: S105 (a marker no password verifies, for non-local accounts)
 HASH = String(64)  # hex SHA-256
 
 NAMING = {
