@@ -38,6 +38,7 @@ from security import (
 
 from ._compose import assemble, build_answerer, store_hosts
 from ._datadir import BorrowedLock, current_user, lock_data_dir
+from ._directory_settings import directory_hosts
 from ._indexer import FileOutcome, Indexer, IngestReport, Progress
 from ._keys import (
     audit_log,
@@ -106,7 +107,8 @@ class Appliance:
         its ``lock``, which then stays its own (closing the appliance does not release it).
         """
         set_offline_environment()
-        forbid_network(settings.security.allowed_hosts + store_hosts(settings))
+        forbid_network(settings.security.allowed_hosts + store_hosts(settings)
+                       + directory_hosts(settings.ldap))
         user = user or current_user()
         held: _Closable = lock_data_dir(settings.data_dir) if lock is None \
             else BorrowedLock(lock)

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from security import ConfigError
 
+from ._directory_settings import LdapSettings
+
 CONFIG_ENV = "GREFFIER_CONFIG"
 DEFAULT_CONFIG_PATHS = (Path("greffier.toml"), Path("/etc/greffier/greffier.toml"))
 
@@ -165,6 +167,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     identity: IdentitySettings = Field(default_factory=IdentitySettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
+    # Directory groups (LDAP / Active Directory): appliance/_directory_settings.py
+    ldap: LdapSettings = Field(default_factory=LdapSettings)  # type: ignore[arg-type]
 
     def database_url(self) -> str:
         """The metadata database: the configured URL, else SQLite in the data directory."""

@@ -18,6 +18,8 @@ Library errors (unstructured, Qdrant, torch) are converted at the package bounda
     │   └── ParseFailedError         parser crashed, timed out or ran out of memory
     ├── ModelError             the embedding model folder is missing, unsafe or changed
     ├── StoreError             the vector store refused an operation or is inconsistent
+    ├── DirectoryError         the LDAP directory cannot be reached, refuses the service
+    │                          account's bind, or lacks a configured base DN
     └── RequestError           a caller's request cannot be served (the service layer)
         ├── AuthError              not authenticated: no, wrong or expired credentials
         ├── ForbiddenError         authenticated, but the role or token scope does not allow it
@@ -97,6 +99,11 @@ class ModelError(GreffierError):
 
 class StoreError(GreffierError):
     """The vector store failed or is inconsistent with the catalog."""
+
+
+class DirectoryError(GreffierError):
+    """The LDAP / Active Directory server is unreachable, refused the service account's
+    bind, or has no entry at a configured base DN. Nothing was changed."""
 
 
 class RequestError(GreffierError):

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from security import (
+    DirectoryError,
     GreffierError,
     IngestError,
     RequestError,
@@ -46,6 +47,8 @@ def status_of(exc: GreffierError) -> tuple[int, str]:
         return 429, "throttled"
     if isinstance(exc, SealedError):
         return 503, "sealed"
+    if isinstance(exc, DirectoryError):  # the admin needs its message to fix it
+        return 503, "directory-unavailable"
     if isinstance(exc, RequestError):
         return exc.status, exc.code
     if isinstance(exc, UnsupportedFormatError):
@@ -71,7 +74,8 @@ def install(app: FastAPI) -> None:
         elif hidden := getattr(exc, "denied_reason", None):  # a 404 that hides a refusal
             await _record_denial(request, exc, str(hidden))
         if status == 503:
-            return problem(status, _TITLES[503], exc.message, code=code, hint=exc.hint,
+            title = (_DIRECTORY_TITLE if code == "directory-unavailable" else _TITLES[503])
+            return problem(status, title, exc.message, code=code, hint=exc.hint,
                            headers=headers)
         if status >= 500:  # the details (paths, internals) stay in the server's log
             _log.error("%s %s failed: %s — %s", request.method, request.url.path,
@@ -117,6 +121,7 @@ async def _record_denial(request: Request, exc: GreffierError, reason: str) -> N
         _log.error("could not record a denial in the audit log")
 
 
+_DIRECTORY_TITLE = "The directory (LDAP) is unavailable"
 _TITLES = {
     400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Content too large",
