@@ -8,6 +8,7 @@ from ..service import Runtime
 from . import (
     _answers,
     _audit,
+    _directory,
     _documents,
     _groups,
     _identity,
@@ -73,6 +74,7 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     _openapi.install(app)
     for module in (_system, _answers, _documents, _sources, _audit, _identity, _groups, _openai):
         app.include_router(module.router)
+    app.include_router(_directory.router)  # directory groups (LDAP)
     app.add_middleware(
         Guard, metrics=metrics, per_ip=RateLimiter(api.rate_per_ip),
         max_body=api.max_body_kb * 1024, max_upload=api.max_upload_mb * 1024 * 1024,

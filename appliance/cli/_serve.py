@@ -32,6 +32,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from ..api._serve import bind_tcp, bind_unix, socket_path
     from ..api._serve import serve as run
     from ..service import Runtime, operator
+    from ..service._directory import run_schedule as run_directory_schedule
     from ..service._sources import run_schedule
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -66,6 +67,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         stop = threading.Event()
         threading.Thread(target=run_schedule, args=(rt, operator("scheduler"), stop),
                          name="source-schedule", daemon=True).start()
+        if settings.ldap.enabled and settings.ldap.every_minutes:
+            threading.Thread(target=run_directory_schedule,
+                             args=(rt, operator("scheduler"), stop),
+                             name="directory-schedule", daemon=True).start()
         scheme = "https" if tls else "http"
         bound = tcp.getsockname()
         state = "sealed: POST /v1/unseal" if rt.sealed else "unsealed"

@@ -8,6 +8,7 @@ from ._catalog_tables import ContentRow, DocumentRow, FailureRow, TombstoneRow
 from ._database import Database, DatabaseError
 from ._sealer import AeadSealer, Sealer, field_aad
 from ._tables import (
+    NO_PASSWORD,
     Answer,
     ApiTokenRow,
     Base,
@@ -22,6 +23,7 @@ from ._tables import (
 )
 
 __all__ = [
+    "NO_PASSWORD",
     "AeadSealer",
     "Answer",
     "ApiTokenRow",

@@ -24,7 +24,15 @@ from sqlalchemy.orm import Session
 from security import ConflictError, ForbiddenError, InvalidRequestError, hash_password
 
 from ..db import AeadSealer, ApiTokenRow, Database, Sealer, SessionRow, User
-from ._identity_common import MFA_ROLES, NAME, Audit, IdentityPolicy, join, split
+from ._identity_common import (
+    MFA_ROLES,
+    NAME,
+    Audit,
+    DirectoryLogin,
+    IdentityPolicy,
+    join,
+    split,
+)
 from ._identity_conversations import Conversations
 from ._identity_models import UserOut
 from ._identity_sessions import Sessions
@@ -39,8 +47,9 @@ class Identity(Sessions, Tokens, Conversations):
 
     def __init__(self, db: Database, audit: Audit, sealer: Sealer,
                  policy: IdentityPolicy | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(db, audit, sealer, policy, clock)
+                 clock: Callable[[], float] = time.time,
+                 directory_login: DirectoryLogin | None = None) -> None:
+        super().__init__(db, audit, sealer, policy, clock, directory_login)
         self._dummy()  # the decoy hash for unknown names, made now rather than at a login
 
     # -- accounts ------------------------------------------------------------------------

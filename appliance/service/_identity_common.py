@@ -52,17 +52,23 @@ def split(text: str) -> frozenset[Any]:
     return frozenset(part for part in text.split(",") if part)
 
 
+DirectoryLogin = Callable[[str, str], bool]  # (the account's DN, password) → bound as him?
+
+
 class Core:
-    """The parts every identity use case works with."""
+    """The parts every identity use case works with. ``directory_login`` checks the password
+    of an account that comes from the LDAP directory (None: no directory configured)."""
 
     def __init__(self, db: Database, audit: Audit, sealer: Sealer,
                  policy: IdentityPolicy | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 directory_login: DirectoryLogin | None = None) -> None:
         self.db = db
         self.audit = audit
         self.sealer = sealer
         self.policy = policy or IdentityPolicy()
         self.clock = clock
+        self.directory_login = directory_login
         self.use_audited: dict[str, float] = {}  # token id → when its use was last audited
 
     # -- sealed fields -------------------------------------------------------------------

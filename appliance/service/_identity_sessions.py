@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from security import (
     AuthError,
     ConflictError,
+    DirectoryError,
     ForbiddenError,
     GreffierError,
     InvalidRequestError,
@@ -24,7 +25,7 @@ from security import (
     verify_totp,
 )
 
-from ..db import SessionRow, User
+from ..db import NO_PASSWORD, SessionRow, User
 from ._identity_common import MFA_ROLES, NAME, Core, split
 from ._identity_models import LoginResult
 from ._principal import Principal
@@ -49,7 +50,8 @@ class Sessions(Core):
         with self.db.session() as s:
             user = self.user_named(s, name)
             found = None if user is None else (user.id, user.password_hash, user.disabled,
-                                                user.locked_until)
+                                                user.locked_until, user.origin,
+                                                user.external_id)
         # What a caller typed goes into the log only if it can be an account name (not a
         # password typed in the wrong field, not a forged "(local operator)" label).
         shown = name if NAME.fullmatch(name) else "(invalid name)"
@@ -58,13 +60,14 @@ class Sessions(Core):
             self.audit("login.failure", shown, {"client": client, "reason": "unknown account"
                                                 if found is None else "account disabled"})
             raise AuthError(_WRONG, hint=_WRONG_HINT)
-        user_id, password_hash, _, locked_until = found
+        user_id, password_hash, _, locked_until, origin, external_id = found
         if locked_until is not None and now < locked_until:
             self.audit("login.locked", shown, {"client": client})
             raise _locked(locked_until - now)
-        password_ok = verify_password(password_hash, password)
-        new_hash = (hash_password(password)
-                    if password_ok and password_needs_rehash(password_hash) else None)
+        password_ok = self._password_ok(origin, external_id, password_hash, password, shown,
+                                        client)
+        new_hash = (hash_password(password) if password_ok and origin == "local"
+                    and password_needs_rehash(password_hash) else None)
         failure: GreffierError | None = None
         with self.db.session() as s:
             user = s.get(User, user_id, with_for_update=True)
@@ -87,6 +90,29 @@ class Sessions(Core):
         if failure is not None:
             raise failure
         return result
+
+    def _password_ok(self, origin: str, dn: str | None, password_hash: str, password: str,
+                     shown: str, client: str) -> bool:
+        """A local account's password against its hash; a directory account's by a bind
+        as its DN (never stored). A directory that cannot answer is not the user's
+        failure: not counted, audited, and answered 503 (local accounts are unaffected)."""
+        if origin == "ldap" and dn:
+            try:
+                if self.directory_login is None:
+                    raise DirectoryError("Directory accounts cannot sign in: no directory is "
+                                         "configured.", hint="An admin sets ldap.url, or "
+                                         "signs in with a local account.")
+                return self.directory_login(dn, password)
+            except DirectoryError as exc:
+                self.audit("login.failure", shown, {"client": client,
+                                                    "reason": "directory unavailable"})
+                raise DirectoryError("Directory sign-in is unavailable right now.",
+                                     hint="Try again later; an admin checks "
+                                     "`greffier directory status`.") from exc
+        if password_hash == NO_PASSWORD:  # signs in through its origin, never a password
+            verify_password(self._dummy(), password)
+            return False
+        return verify_password(password_hash, password)
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -20,6 +20,7 @@ from security import ConflictError, KekSource, SealedError
 from .._appliance import Appliance
 from .._datadir import lock_data_dir
 from .._settings import Settings
+from ._directory_state import DirectoryState
 from ._jobs import Jobs
 
 
@@ -42,6 +43,7 @@ class Runtime:
         self._db: Any = None
         self._audited: Appliance | None = None  # whose log the identity service writes to
         self.jobs = Jobs()
+        self.directory_state = DirectoryState()  # directory syncs: one at a time, the last
         # Stage timings (search, generation, ingest), set by the API to feed its metrics.
         self.observe: Callable[..., None] = lambda name, seconds, **labels: None
         self.count: Callable[..., None] = lambda name, amount=1.0, **labels: None
@@ -87,7 +89,17 @@ class Runtime:
         self._audited = app
         key = metadata_key(self.settings.data_dir, app.keys)
         self._identity = Identity(app.db, audit, AeadSealer(key),
-                                  policy=identity_policy(self.settings))
+                                  policy=identity_policy(self.settings),
+                                  directory_login=self._directory_login())
+
+    def _directory_login(self) -> Callable[[str, str], bool] | None:
+        """Directory accounts sign in by a bind as themselves (no service password)."""
+        ldap = self.settings.ldap
+        if not ldap.enabled:
+            return None
+        from ..directory import LdapDirectory
+
+        return LdapDirectory(ldap, None).verify_password
 
     def seal(self, *, user: str) -> None:
         """Close the appliance: the keys leave memory; the service answers 503 until the
