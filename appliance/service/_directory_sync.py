@@ -227,13 +227,16 @@ def _sync_groups(s: Session, out: Outcome, groups: dict[str, str],
 
 def _sync_memberships(s: Session, out: Outcome, members: dict[str, frozenset[str]],
                       group_ids: dict[str, str], user_ids: dict[str, str]) -> None:
+    """A directory group's directory members follow the directory; a local account an
+    admin put in it stays (local accounts are never touched)."""
     s.flush()
     names = dict(s.execute(select(User.id, User.name).where(User.origin == LDAP)).all())
     group_names = dict(s.execute(select(Group.id, Group.name).where(Group.origin == LDAP))
                        .all())
     for dn, group_id in sorted(group_ids.items()):
         wanted = {user_ids[u] for u in members.get(dn, ()) if u in user_ids}
-        have = set(s.scalars(select(Membership.user_id).where(Membership.group_id == group_id)))
+        have = set(s.scalars(select(Membership.user_id).join(User, User.id == Membership.user_id)
+                             .where(Membership.group_id == group_id, User.origin == LDAP)))
         for user_id in sorted(wanted - have, key=lambda i: names.get(i, i)):
             s.add(Membership(user_id=user_id, group_id=group_id))
             out.log("group.member.add", group=group_names[group_id], member=names[user_id])
