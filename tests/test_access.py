@@ -1,13 +1,15 @@
 """Who may read what, end to end through the real API: the permission matrix.
 
 20 accounts in overlapping groups, 200 documents each holding its own canary, each readable
-by some groups (and a few by one account). More than 1,000 probes through search, ask and
-``/v1/chat/completions`` (the model service is down: answers degrade to their passages,
-which is what a leak would show), the document list, metadata, downloads and receipts:
-no canary reaches an account outside its document's readers, and every reader reaches
-every canary he may read. Then memberships and a document's access are revoked mid-run,
-and the probes run again.
-"""
+by some groups (and a few by one account). Nine accounts and four groups come from a real
+OpenLDAP directory (tests/slapd.py), one of them nested in another; the directory accounts
+are also members of local groups. The whole module runs on SQLite, then on PostgreSQL. More
+than 1,000 probes through search, ask and ``/v1/chat/completions`` (the model service is
+down: answers degrade to their passages, which is what a leak would show), the document
+list, metadata, downloads and receipts: no canary reaches an account outside its document's
+readers, and every reader reaches every canary he may read. Then memberships and a
+document's access are revoked mid-run, and the probes run again, and the directory takes an
+account out of a group."""
 
 from __future__ import annotations
 
@@ -18,17 +20,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apiharness import Api, api_settings, bearer
+from apiharness import ROOT_OP, Api, api_settings, bearer
 from fastapi.testclient import TestClient
+from slapd import READER_DN, READER_PW, Slapd, Tree, slapd  # noqa: F401
 from sqlalchemy import delete, select
 
-from appliance.db import Membership, User
+from appliance.db import Group, Membership, User
+from appliance.service import _directory as directory
 from appliance.service._access import WITHHELD
 
 pytestmark = pytest.mark.integration
 
 USERS = [f"user{n:02d}" for n in range(20)]
 GROUPS = [f"team{n}" for n in range(8)]
+LDAP_USERS = USERS[10:19]  # user10..user18 sign in with their directory password
+LOCAL_GROUPS, LDAP_GROUPS = GROUPS[:4], GROUPS[4:]
+NESTED = ("team6", "team7")  # the directory's team6 is a member of team7
 DOCS = 200
 CANARY = re.compile(r"CANARY-\d{3}-[A-Z]{4}")
 
@@ -40,6 +47,7 @@ class World:
         self.api, self.tokens, self.members, self.acl = api, tokens, members, acl
         self.canary, self.group_entry, self.user_ids = canary, group_entry, user_ids
         self.doc_ids: dict[int, str] = {}
+        self.directory: Directory | None = None
 
     def may_read(self, user: str, doc: int) -> bool:
         entries = {f"g:{self.group_entry[g]}" for g in self.members[user]}
@@ -50,21 +58,63 @@ class World:
         return {self.canary[d] for d in self.acl if self.may_read(user, d)}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+class Directory:
+    """The directory's side of the world: its tree, and a sync run as the break-glass
+    admin."""
+
+    def __init__(self, api: Api, tree: Tree, dns: dict[str, str],
+                 outer_by_name: set[str]) -> None:
+        self.api, self.tree, self.dns, self.outer_by_name = api, tree, dns, outer_by_name
+
+    def sync(self) -> None:
+        out = directory.sync_directory(self.api.rt, ROOT_OP)
+        assert not out.conflicts, out
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          slapd: Slapd) -> Iterator[World]:  # noqa: F811
     rng = random.Random(20261122)
     root = tmp_path_factory.mktemp("access")
-    api = Api(api_settings(root))
-    for n, name in enumerate(USERS):
-        api.user(name, "editor" if n % 5 == 0 else "reader")
-    members = {u: set(rng.sample(GROUPS, rng.randint(1, 3))) for u in USERS}
+    database = {}
+    if request.param == "postgresql":
+        database = {"url": request.getfixturevalue("postgres_server").new_database()}
+    tree = slapd.tree()
+    api = Api(api_settings(root, database=database, ldap={
+        "url": slapd.url, "bind_dn": READER_DN, "user_base": tree.people,
+        "group_base": tree.groups, "default_roles": ["reader"]}))
+    request.getfixturevalue("monkeypatch_module").setenv("GREFFIER_LDAP_PASSWORD", READER_PW)
+    members = {u: set(rng.sample(GROUPS if u in LDAP_USERS else LOCAL_GROUPS,
+                                 rng.randint(1, 3))) for u in USERS}
     members["user19"] = set()  # in no group: reads only what is granted to him by name
+    for n, name in enumerate(USERS):
+        if name not in LDAP_USERS:
+            api.user(name, "editor" if n % 5 == 0 else "reader")
+    dns = {}
+    for name in LDAP_USERS:
+        api.passwords[name] = f"directory password of {name}"
+        dns[name] = tree.user(name, api.passwords[name])
+    group_dns = {}
+    for g in (g for g in LDAP_GROUPS if g != NESTED[1]):
+        group_dns[g] = tree.group(g, *[dns[u] for u in LDAP_USERS if g in members[u]])
+    inner, outer = NESTED
+    outer_by_name = {u for u in LDAP_USERS if outer in members[u]}
+    group_dns[outer] = tree.group(outer, group_dns[inner], *[dns[u] for u in outer_by_name])
+    for u in LDAP_USERS:  # a member of the inner group is one of the outer group
+        if inner in members[u]:
+            members[u].add(outer)
+    ldap = Directory(api, tree, dns, outer_by_name)
+    ldap.sync()
     group_entry = {}
-    for g in GROUPS:
+    for g in LOCAL_GROUPS:
         entry = api.group(g, *[u for u in USERS if g in members[u]])
         group_entry[g] = entry.removeprefix("g:")
     with api.rt.identity.db.session() as s:
         user_ids = dict(s.execute(select(User.name, User.id)).all())
+        group_entry.update(s.execute(select(Group.name, Group.id).where(
+            Group.origin == "ldap")).all())
+        origins = dict(s.execute(select(User.name, User.origin)).all())
+    assert {u for u in USERS if origins[u] == "ldap"} == set(LDAP_USERS)
     acl: dict[int, set[str]] = {}
     canary: dict[int, str] = {}
     folders: dict[tuple[str, ...], Path] = {}
@@ -86,11 +136,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tokens = {u: api.token(u, "read", "ask", *(("ingest",) if u in ("user00",) else ()))
               for u in USERS}
     w = World(api, tokens, members, acl, canary, group_entry, user_ids)
+    w.directory = ldap
     with api.rt.using() as app:
         by_name = {Path(doc.path).name: doc.doc_id for doc in app.catalog.documents()}
     w.doc_ids = {d: by_name[f"note-{d:03d}.txt"] for d in range(DOCS)}
     yield w
     api.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
 
 
 @pytest.fixture
@@ -190,6 +247,22 @@ def test_no_canary_reaches_an_outsider_and_every_reader_reaches_his(
     assert changed.status_code == 200, changed.text
     assert changed.json()["users"] == ["user05"] and changed.json()["groups"] == []
     world.acl[7] = {f"u:{world.user_ids['user05']}"}
+    # The directory takes a directory account out of the nested inner group (and so out of
+    # the outer one, unless he is in it by name); the next request follows.
+    ldap = world.directory
+    assert ldap is not None
+    inner, outer = NESTED
+    leaver = next(u for u in LDAP_USERS if inner in world.members[u])
+    ldap.tree.set_members(f"cn={inner},{ldap.tree.groups}", *[
+        ldap.dns[u] for u in LDAP_USERS if inner in world.members[u] and u != leaver])
+    ldap.sync()
+    world.members[leaver].discard(inner)
+    if leaver not in ldap.outer_by_name:
+        world.members[leaver].discard(outer)
+    with api.rt.identity.db.session() as s:
+        now = set(s.scalars(select(Group.name).join(Membership).where(
+            Membership.user_id == world.user_ids[leaver])))
+    assert now == world.members[leaver]
     probes = _probe(world, client, random.Random(2), per_user=15)
     probes += _check_documents(world, client, random.Random(3))
     assert probes >= 400
