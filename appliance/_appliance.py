@@ -39,7 +39,7 @@ from security import (
 from ._compose import assemble, build_answerer, store_hosts
 from ._datadir import BorrowedLock, current_user, lock_data_dir
 from ._directory_settings import directory_hosts
-from ._indexer import FileOutcome, Indexer, IngestReport, Progress
+from ._indexer import FileAcl, FileOutcome, Indexer, IngestReport, Progress
 from ._keys import (
     audit_log,
     check_keys_and_log,
@@ -146,19 +146,22 @@ class Appliance:
     # -- audited operations --------------------------------------------------------------
     def ingest(self, roots: list[Path], *, acl: tuple[str, ...] | None = None,
                sync: bool = False, readmit_erased: bool = False,
-               progress: Progress | None = None, user: str | None = None) -> IngestReport:
+               progress: Progress | None = None, user: str | None = None,
+               acl_for: FileAcl | None = None) -> IngestReport:
         """Ingest, recorded in the audit log (refused if the record cannot be written).
-        Every document is readable by ``acl`` (default: the local operator only).
+        Every document is readable by ``acl`` (default: the local operator only) and by
+        what ``acl_for`` adds for its file.
 
         File and folder names are often sensitive and outlive an erasure in an append-only
         log: they are sealed with the audit key; the clear part keeps ids and counts.
         Runs under the indexer's guard (released while a file is parsed)."""
         with self.indexer.guard:
             return self._ingest(roots, acl or self.operator_acl, sync, readmit_erased, progress,
-                                user or self.user)
+                                user or self.user, acl_for)
 
     def _ingest(self, roots: list[Path], acl: tuple[str, ...], sync: bool,
-                readmit_erased: bool, progress: Progress | None, user: str) -> IngestReport:
+                readmit_erased: bool, progress: Progress | None, user: str,
+                acl_for: FileAcl | None) -> IngestReport:
         self.audit.append("ingest.begin", user, {
             "roots": len(roots), "sync": sync, "readmit_erased": readmit_erased,
             "acl": sorted(acl)}, secret={"roots": [str(r) for r in roots]})
@@ -171,12 +174,13 @@ class Appliance:
                     "doc_id": doc.doc_id if doc else None,
                     "content_sha256": doc.content_hash if doc else None,
                     "version": doc.version if doc else None, "chunks": outcome.chunks,
-                    "failed": bool(outcome.error)},
+                    "acl": sorted(doc.acl) if doc else None, "failed": bool(outcome.error)},
                     secret={"path": outcome.path, "error": outcome.error or None})
             base.on_file(outcome)
 
         report = self.indexer.ingest(roots, acl=acl, sync=sync, readmit_erased=readmit_erased,
-                                     progress=Progress(on_total=base.on_total, on_file=on_file))
+                                     progress=Progress(on_total=base.on_total, on_file=on_file),
+                                     acl_for=acl_for)
         self.audit.append("ingest.end", user, {
             "files": len(report.outcomes), "chunks": report.chunks,
             "failed": report.count("failed")})

@@ -9,6 +9,7 @@ is ever served and the next run indexes it afresh.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,9 @@ from security import ContentCipher, FileTooLargeError, IngestError, sha256_file
 
 from ._ledger import Ledger
 from ._outcomes import FileOutcome, IngestReport, Progress, Status
+
+# Access entries a file adds to its ingest's, from its metadata (a source's owning group).
+FileAcl = Callable[[os.stat_result], tuple[str, ...]]
 
 __all__ = ["FileOutcome", "Indexer", "IngestReport", "Progress", "Status"]
 
@@ -86,15 +90,18 @@ class Indexer:
 
     # -- ingest ------------------------------------------------------------------------
     def ingest(self, roots: Sequence[Path], *, acl: tuple[str, ...], sync: bool = False,
-               progress: Progress | None = None, readmit_erased: bool = False) -> IngestReport:
-        """Ingest files, each document readable by ``acl`` (access entries; a file already
-        indexed with other entries is re-stamped)."""
+               progress: Progress | None = None, readmit_erased: bool = False,
+               acl_for: FileAcl | None = None) -> IngestReport:
+        """Ingest files, each document readable by ``acl`` and by what ``acl_for`` adds for
+        its file (access entries; a file already indexed with other entries is
+        re-stamped)."""
         with self.guard:
             return self._ingest(roots, sync, progress or Progress(), readmit_erased,
-                                tuple(sorted(set(acl))))
+                                tuple(sorted(set(acl))), acl_for)
 
     def _ingest(self, roots: Sequence[Path], sync: bool, progress: Progress,
-                readmit_erased: bool, acl: tuple[str, ...]) -> IngestReport:
+                readmit_erased: bool, acl: tuple[str, ...],
+                acl_for: FileAcl | None = None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(recovered=self.recover())
         refused: list[FileOutcome] = []
@@ -109,7 +116,7 @@ class Indexer:
         for outcome in refused:  # links out of the folder, FIFOs, devices: never opened
             record(outcome)
 
-        candidates = self._screen(files, record, acl, readmit_erased)
+        candidates = self._screen(files, record, acl, readmit_erased, acl_for)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="greffier-parse") as pool:
             scheduled: set[str] = set()
             # Parse ahead of embedding: the worker process parses file n+1 while this
@@ -158,7 +165,8 @@ class Indexer:
         return report
 
     def _screen(self, files: Iterable[Path], record: Callable[[FileOutcome], None],
-                acl: tuple[str, ...], readmit_erased: bool) -> list[_Candidate]:
+                base_acl: tuple[str, ...], readmit_erased: bool,
+                acl_for: FileAcl | None = None) -> list[_Candidate]:
         """Classify files cheaply; return those that need work, in order."""
         model_id = self.encoder.identity.id
         out: list[_Candidate] = []
@@ -169,6 +177,7 @@ class Indexer:
             except OSError as exc:
                 record(FileOutcome(key, "failed", error="OSError", message=str(exc)))
                 continue
+            acl = tuple(sorted({*base_acl, *acl_for(stat)})) if acl_for else base_acl
             size, mtime = stat.st_size, stat.st_mtime_ns
             doc = self.catalog.document(key)
             if doc and (doc.size, doc.mtime_ns) == (size, mtime) and self._current(

@@ -22,7 +22,7 @@ from appliance.db import AeadSealer, Base, Database, DatabaseError, Group, Sessi
 TABLES = {"users", "groups", "memberships", "api_tokens", "sessions", "answers",
           "conversations", "messages", "feedback", "sources", "contents", "documents",
           "ingest_failures", "tombstones", "catalog_meta"}
-HEAD = "0005"  # the newest migration
+HEAD = "0006"  # the newest migration
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ and remove what left it."""
 
 from __future__ import annotations
 
+import grp
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +103,57 @@ def test_scheduled_sources_fall_due(api: Api, tmp_path: Path) -> None:
             break
         time.sleep(0.1)
     assert job.state == "done"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other groups needs root")
+def test_a_source_maps_each_files_owning_group(api: Api, tmp_path: Path) -> None:
+    """owning_group: a file owned by the POSIX group `staff` is also readable by the
+    Greffier group `staff`; a group without a Greffier namesake adds nobody; a chgrp is
+    followed at the next sync (the file's points re-stamped, its content unchanged)."""
+    share = tmp_path / "share"
+    share.mkdir()
+    files = {"staff": "Réunion du personnel le mardi, salle Colbert.",
+             "users": "Le wifi invité change de mot de passe chaque lundi.",
+             "adm": "Les journaux système sont gardés un an."}
+    for group, text in files.items():
+        path = share / f"{group}.txt"
+        path.write_text(text)
+        os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    api.user("sam", "reader")
+    api.group("staff", "alice")
+    api.group("users", "bob")
+    admin = bearer(api.token("adam", "admin"))
+    readers = {u: bearer(api.token(u, "read")) for u in ("alice", "bob", "sam")}
+
+    def names(client: TestClient, user: str) -> set[str]:
+        items = client.get("/v1/documents", headers=readers[user]).json()["items"]
+        return {d["name"] for d in items}
+
+    with api.client() as client:
+        source = client.post("/v1/sources", headers=admin, json={
+            "name": "share", "path": str(share), "groups": ["rh"], "owning_group": True})
+        assert source.status_code == 201, source.text
+        assert source.json()["owning_group"] is True
+        plain = client.post("/v1/sources", headers=admin, json={
+            "name": "plain", "path": str(share)}).json()
+        assert plain["owning_group"] is False
+        job = _done(client, client.post(f"/v1/sources/{source.json()['id']}/sync",
+                                        headers=admin).json()["id"], admin)
+        assert job["state"] == "done"
+        # alice: rh (the source's group, all three) and staff; bob: users only; sam: none
+        assert names(client, "alice") == {"staff.txt", "users.txt", "adm.txt"}
+        assert names(client, "bob") == {"users.txt"}
+        assert names(client, "sam") == set()
+        found = client.post("/v1/search", headers=readers["bob"], json={
+            "query": "wifi invité mot de passe", "mode": "bm25"}).json()["passages"]
+        assert found and all(p["document"] == "users.txt" for p in found)
+        assert not client.post("/v1/search", headers=readers["bob"], json={
+            "query": "réunion du personnel salle Colbert", "mode": "bm25"}).json()["passages"]
+        # the staff file is given to `users`: bob reads it from the next sync, and the
+        # audit entry of the sync records the file's new readers
+        os.chown(share / "staff.txt", 0, grp.getgrnam("users").gr_gid)
+        _done(client, client.post(f"/v1/sources/{source.json()['id']}/sync",
+                                  headers=admin).json()["id"], admin)
+        assert names(client, "bob") == {"users.txt", "staff.txt"}
+        assert client.post("/v1/search", headers=readers["bob"], json={
+            "query": "réunion du personnel salle Colbert", "mode": "bm25"}).json()["passages"]

@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -192,3 +193,6 @@ class SourceRow(Base):
     last_job_id: Mapped[str | None] = mapped_column(ID)
     # Who may read what it brings in: access entries ("g:<group id>"); [] = nobody.
     acl: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Also each file's owning POSIX group, when a Greffier group bears its name.
+    owning_group: Mapped[bool] = mapped_column(Boolean, default=False,
+                                               server_default=false())

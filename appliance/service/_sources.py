@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import re
 import threading
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from retrieval import GROUP_PREFIX
 from security import ConflictError, InvalidRequestError, NotFoundError
 
-from .._indexer import FileOutcome, Progress
+from .._indexer import FileAcl, FileOutcome, Progress
 from ..db import Group, SourceRow
 from ._access import AccessIn, access_acl
 from ._jobs import FileResult, Job
@@ -36,6 +37,8 @@ class SourceIn(BaseModel):
                                       description="Sync schedule; none: on demand only.")
     groups: list[str] = Field(default_factory=list, max_length=100,
                               description="Groups that may read its documents; none: nobody.")
+    owning_group: bool = Field(False, description="Also let each file's owning POSIX group "
+                               "read it, when a Greffier group bears that group's name.")
 
 
 class SourceOut(BaseModel):
@@ -44,6 +47,7 @@ class SourceOut(BaseModel):
     path: str
     every_minutes: int | None
     groups: list[str]
+    owning_group: bool
     created_by: str
     created_at: float
     last_sync_at: float | None
@@ -67,11 +71,11 @@ def add_source(rt: Runtime, who: Principal, req: SourceIn) -> SourceOut:
         row = SourceRow(id=row_id, name=req.name, every_minutes=req.every_minutes,
                         path_sealed=ident.seal(str(path), "sources", row_id, "path"),
                         created_by=who.audit_name, created_at=time.time(),
-                        acl=acl)
+                        acl=acl, owning_group=req.owning_group)
         s.add(row)
         ident.audit("source.add", who.audit_name,
                     {"source_id": row_id, "name": req.name, "every_minutes": req.every_minutes,
-                     "acl": row.acl}, {"path": str(path)})
+                     "acl": row.acl, "owning_group": req.owning_group}, {"path": str(path)})
         return _out(rt, row, s)
 
 
@@ -106,6 +110,7 @@ def sync_source(rt: Runtime, who: Principal, source_id: str) -> Job:
                                     hint=f"Follow GET /v1/jobs/{running.id}.")
         path = Path(rt.identity.unseal(row.path_sealed, "sources", row.id, "path"))
         acl = tuple(row.acl or ())
+        acl_for = _owning_group_acl(s) if row.owning_group else None
 
         def work(job: Job) -> None:
             def on_file(outcome: FileOutcome) -> None:
@@ -121,7 +126,7 @@ def sync_source(rt: Runtime, who: Principal, source_id: str) -> Job:
                 job.total = total
 
             with rt.using() as app:
-                app.ingest([path], acl=acl, sync=True, user=who.audit_name,
+                app.ingest([path], acl=acl, sync=True, user=who.audit_name, acl_for=acl_for,
                            progress=Progress(on_total=on_total, on_file=on_file))
 
         job = rt.jobs.start("source-sync", who.user_id, work)
@@ -152,7 +157,7 @@ def _out(rt: Runtime, row: SourceRow, s: Session) -> SourceOut:
     return SourceOut(id=row.id, name=row.name,
                      path=rt.identity.unseal(row.path_sealed, "sources", row.id, "path"),
                      every_minutes=row.every_minutes, groups=_group_names(s, row.acl or []),
-                     created_by=row.created_by,
+                     owning_group=row.owning_group, created_by=row.created_by,
                      created_at=row.created_at, last_sync_at=row.last_sync_at,
                      last_job_id=row.last_job_id)
 
@@ -161,3 +166,24 @@ def _group_names(s: Session, acl: list[str]) -> list[str]:
     ids = [e[len(GROUP_PREFIX):] for e in acl if e.startswith(GROUP_PREFIX)]
     names = dict(s.execute(select(Group.id, Group.name).where(Group.id.in_(ids))).all())
     return sorted(names.get(i, i) for i in ids)
+
+
+def _owning_group_acl(s: Session) -> FileAcl:
+    """Each file's owning POSIX group as the Greffier group of the same name (names read at
+    the start of the sync). A gid without a name, or a name no Greffier group bears, adds
+    nobody."""
+    ids: dict[str, str] = {name: gid for name, gid in s.execute(select(Group.name, Group.id))}
+    entries: dict[int, tuple[str, ...]] = {}
+
+    def acl_for(stat: os.stat_result) -> tuple[str, ...]:
+        gid = stat.st_gid
+        if gid not in entries:
+            try:
+                name: str | None = grp.getgrgid(gid).gr_name
+            except KeyError:
+                name = None
+            group_id = (ids.get(name) or ids.get(name.lower())) if name else None
+            entries[gid] = (f"{GROUP_PREFIX}{group_id}",) if group_id else ()
+        return entries[gid]
+
+    return acl_for
