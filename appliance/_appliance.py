@@ -213,11 +213,11 @@ class Appliance:
             receipt_id: str | None = None) -> tuple[Answer, dict[str, Any]]:
         """Retrieve, answer with citations (or refuse, or degrade), audit, sign a receipt.
 
-        The guard is held to retrieve and to record, not while the model writes (seconds to
-        minutes): other requests go on meanwhile."""
+        The guard is shared to retrieve and to record (with searches, not with changes),
+        and not held while the model writes (seconds to minutes)."""
         user = user or self.user
         scope = scope or self.operator_scope
-        with self.indexer.guard:
+        with self.indexer.guard.shared():
             answerer = self.answerer()
             # Recorded before anything is retrieved: no record, no answer.
             self.audit.append("ask.begin", user,
@@ -226,7 +226,7 @@ class Appliance:
             result = self.searcher.search(question, scope=scope,
                                           k=max(answerer.max_sources, 10), flt=flt)
         answer = answerer.answer(question, result, on_token)
-        with self.indexer.guard:
+        with self.indexer.guard.shared():
             return answer, record_answer(self, question, answer, user, receipt_id)
 
     def set_access(self, doc_id: str, acl: tuple[str, ...], *, user: str | None = None

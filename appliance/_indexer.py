@@ -10,7 +10,6 @@ is ever served and the next run indexes it afresh.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
@@ -33,6 +32,7 @@ from ingest import (
 from retrieval import Analyzer, IndexedChunk, VectorStore
 from security import ContentCipher, FileTooLargeError, IngestError, sha256_file
 
+from ._guard import Guard
 from ._ledger import Ledger
 from ._outcomes import FileOutcome, IngestReport, Progress, Status
 
@@ -80,7 +80,7 @@ class Indexer:
         self.limits = limits
         # Held while the catalog, the store or the audit log change; a service shares its
         # runtime's lock here, so searches go on while a file is being parsed.
-        self.guard = threading.RLock()
+        self.guard = Guard()
         self.ledger = Ledger(catalog, store, cipher, blobs)
 
     # -- recovery ----------------------------------------------------------------------

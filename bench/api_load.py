@@ -57,6 +57,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 # vLLM on the CPU died on prompts over 2048 tokens, whose prefill it chunks: "RuntimeError:
 # CPU Generator does not use offset". Greffier no longer sends a seed.)
 LLM_CONTEXT = 4096
+READERS = "staff"  # the group that may read the corpus; every simulated user is in it
 
 
 def pct(values: list[float], q: float) -> float:
@@ -252,6 +253,7 @@ def in_process(data: Path, queries: list[str], n: int) -> dict[str, Any]:
     from appliance import load_settings
     from appliance.service import Runtime, operator
     from appliance.service import _answers as use
+    from appliance.service import _groups as groups
     from appliance.service._models import SearchIn
     from security import KekSource
 
@@ -286,6 +288,7 @@ def in_process(data: Path, queries: list[str], n: int) -> dict[str, Any]:
         password = uuid.uuid4().hex
         name = f"bench-profile-{uuid.uuid4().hex[:6]}"
         rt.identity.add_user(root, name, password, {"reader"})
+        groups.add_member(rt, root, READERS, name)
         who = rt.identity.login(name, password, None, "bench").principal
         token, _ = rt.identity.create_token(who, "bench", {"read", "ask"}, 30)
         who = rt.identity.authenticate_token(token)
@@ -341,7 +344,8 @@ class Server:
 
 
 def make_readers(data: Path, env: dict[str, str], n: int) -> list[str]:
-    """Reader accounts, one API token each (read+ask), made over the server's socket: the
+    """Reader accounts in the corpus's group, one API token each (read+ask), made over the
+    server's socket: the
     first with the CLI (``greffier users add`` / ``tokens create``), the rest with the same
     calls over the socket directly (a CLI start per account would take minutes)."""
     import httpx
@@ -356,6 +360,7 @@ def make_readers(data: Path, env: dict[str, str], n: int) -> list[str]:
                "--scope", "read",
                "--scope", "ask", "--days", "7"], env)
     tokens.append(out.strip().splitlines()[0])
+    run(["groups", "members", "add", READERS, f"reader-{run_id}-0"], env)
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(data / "greffier.sock")),
                       base_url="http://greffier.local", timeout=120,
                       headers={"X-Greffier-Operator": "bench"}) as sock:
@@ -363,6 +368,7 @@ def make_readers(data: Path, env: dict[str, str], n: int) -> list[str]:
             name = f"reader-{run_id}-{i}"
             sock.post("/v1/users", json={"name": name, "password": uuid.uuid4().hex,
                                          "roles": ["reader"]}).raise_for_status()
+            sock.put(f"/v1/groups/{READERS}/members/{name}").raise_for_status()
             made = sock.post("/v1/tokens", json={"name": "load", "scopes": ["read", "ask"],
                                                  "expires_in_days": 7, "user": name})
             made.raise_for_status()
@@ -653,8 +659,9 @@ def main() -> None:
         else:
             docs = write_corpus(work / "docs", args.docs)
             run(["init"], env)
+            run(["groups", "add", READERS], env)
             t = time.monotonic()
-            run(["ingest", str(work / "docs")], env)
+            run(["ingest", "--group", READERS, str(work / "docs")], env)
             ingest_s = round(time.monotonic() - t, 1)
         result["corpus"] = {"documents": docs, "ingest_s": ingest_s}
         print(f"ingested {docs} piaf-dev passages in {result['corpus']['ingest_s']} s",

@@ -21,7 +21,7 @@ def search(rt: Runtime, who: Principal, req: SearchIn) -> SearchOut:
     """Search, audited as ``who``, with a signed receipt kept for the caller."""
     who.require("search")
     answer_id = uuid.uuid4().hex
-    with rt.using() as app:
+    with rt.reading() as app:  # alongside other searches
         if req.mode == "hybrid+rerank" and app.searcher.reranker is None:
             raise InvalidRequestError("This appliance has no reranker.",
                                       hint="Use mode hybrid, or ask the admin to set "

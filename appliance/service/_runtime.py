@@ -19,6 +19,7 @@ from security import ConflictError, KekSource, SealedError
 
 from .._appliance import Appliance
 from .._datadir import lock_data_dir
+from .._guard import Guard
 from .._settings import Settings
 from ._directory_state import DirectoryState
 from ._jobs import Jobs
@@ -31,7 +32,7 @@ class Runtime:
         self.settings = settings
         self.started = time.time()
         self._dir_lock: IO[str] = lock_data_dir(settings.data_dir)
-        self._guard = threading.RLock()
+        self._guard = Guard()  # searches share it; changes hold it alone
         # The identity service writes its audit entries inside its database transactions,
         # and the catalog opens transactions under the guard: on SQLite (one writer at a
         # time) taking the guard there would deadlock. Those entries take this lock only;
@@ -149,4 +150,10 @@ class Runtime:
     def using(self) -> Iterator[Appliance]:
         """The appliance, exclusively for the duration of the block."""
         with self._guard:
+            yield self.appliance()
+
+    @contextmanager
+    def reading(self) -> Iterator[Appliance]:
+        """The appliance for a search: alongside other searches, never during a change."""
+        with self._guard.shared():
             yield self.appliance()
