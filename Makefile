@@ -13,7 +13,7 @@ PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --require-
 APT_PACKAGES := python3 python3-venv python3-dev build-essential util-linux \
 	tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils pandoc libmagic1 softhsm2 \
 	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fonts-dejavu-core \
-	strace iproute2 postgresql slapd ldap-utils glewlwyd
+	strace iproute2 postgresql slapd ldap-utils glewlwyd minisign
 export DO_NOT_TRACK := 1
 export SCARF_NO_ANALYTICS := true
 export HF_HUB_OFFLINE := 1
@@ -22,7 +22,7 @@ DEMO_DATA ?= $(CURDIR)/demo-data
 # The demo's passphrase is random, kept beside its data (a demo, not a deployment).
 export GREFFIER_PASSPHRASE_FILE ?= $(DEMO_DATA).passphrase
 
-.PHONY: demo test lint typecheck unit system python-reachable venv venv-app venv-llm lock bench clean
+.PHONY: demo test lint typecheck unit system python-reachable venv venv-app venv-llm lock bench bundle clean
 LLM_VENV := .venv-llm
 
 ## demo: set up, ingest the demo documents on the embedded defaults, search them.
@@ -110,6 +110,16 @@ lock: | $(BIN)/python
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/search.py
+
+## bundle: the signed offline bundle in dist/greffier-$(RELEASE)/ (BUNDLE_KEY: the secret key
+## from `greffier bundle keygen`; downloads every locked wheel: a few GB).
+bundle: venv-app
+	@test -n "$(BUNDLE_KEY)" -a -n "$(RELEASE)" || { echo "usage: make bundle BUNDLE_KEY=bundle.key RELEASE=N (a key: $(BIN)/greffier bundle keygen --secret bundle.key --public bundle.pub)"; exit 2; }
+	PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu $(BIN)/greffier bundle build \
+		--out dist/greffier-$(RELEASE) --key $(BUNDLE_KEY) --release $(RELEASE) \
+		$(if $(TORCH_LOCAL),--find-links /opt/wheels,) \
+		--model embedder=$$($(BIN)/python -c 'from embeddings import default_model_dir; print(default_model_dir())') \
+		$(if $(wildcard $(DEMO_DATA)/models/smollm2-135m-instruct/SHA256SUMS),--model llm-dev=$(DEMO_DATA)/models/smollm2-135m-instruct,)
 
 clean:
 	rm -rf $(VENV) $(LLM_VENV) $(STAMP) $(DEMO_DATA) $(DEMO_DATA).passphrase .mypy_cache .ruff_cache .pytest_cache

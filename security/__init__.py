@@ -10,6 +10,7 @@ from ._dekstore import SqliteDekStore
 from ._egress import allow_network, blocked_attempts, forbid_network
 from ._errors import (
     AuthError,
+    BundleError,
     ConfigError,
     ConflictError,
     DirectoryError,
@@ -81,6 +82,7 @@ __all__ = [
     "AuditLog",
     "AuthError",
     "AuthenticationError",
+    "BundleError",
     "ConfigError",
     "ConflictError",
     "ContentCipher",

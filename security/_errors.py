@@ -106,6 +106,11 @@ class DirectoryError(GreffierError):
     bind, or has no entry at a configured base DN. Nothing was changed."""
 
 
+class BundleError(GreffierError):
+    """An offline bundle is refused (bad signature, a file changed, missing or extra, an
+    older release, expired) or cannot be built. Nothing was installed or changed."""
+
+
 class RequestError(GreffierError):
     """A caller's request cannot be served. ``status`` is the HTTP status the API answers."""
 

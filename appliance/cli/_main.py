@@ -26,6 +26,7 @@ from .._term import console as _console
 from .._term import safe, safe_json
 from . import _answers as _ans
 from . import _audit as _aud
+from . import _bundle as _bdl
 from . import _directory as _dir
 from . import _eval as _evl
 from . import _groups as _grp
@@ -249,6 +250,7 @@ for _command in (_srv.serve, _usr.users, _usr.tokens, _sec.init, _sec.unseal, _s
                  _ans.ask, _ans.llm, _ans.models):
     cli.add_command(_command)
 cli.add_command(_dir.directory)  # directory groups (LDAP)
+cli.add_command(_bdl.bundle)  # air-gapped delivery
 
 
 def main() -> None:
