@@ -279,3 +279,13 @@ def test_the_shipped_settings_template_is_valid(tmp_path: Path) -> None:
         for line in ("User=greffier", "NoNewPrivileges=yes", "ProtectSystem=strict",
                      "PrivateTmp=yes", "IPAddressDeny=any", "RestrictAddressFamilies="):
             assert line in text, (unit, line)
+
+
+def test_a_manifest_naming_a_path_outside_the_bundle_is_refused() -> None:
+    from appliance.delivery._manifest import Manifest
+
+    for rel in ("../etc/cron.d/x", "/etc/passwd", "wheels/../../x"):
+        data = Manifest(release=1, expires=date.today(), created="now",
+                        files={rel: {"sha256": "0" * 64, "size": 1}}).to_bytes()
+        with pytest.raises(BundleError, match="outside the bundle"):
+            Manifest.parse(data)

@@ -10,7 +10,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from security import BundleError
@@ -42,11 +42,17 @@ class Manifest:
             if raw.get("format") != FORMAT:
                 raise BundleError(f"Unknown bundle format {raw.get('format')!r}.",
                                   hint="Use the greffier release the bundle was made for.")
-            return cls(release=int(raw["release"]), expires=date.fromisoformat(raw["expires"]),
-                       created=str(raw["created"]), files=dict(raw["files"]),
-                       contents=dict(raw.get("contents", {})))
+            manifest = cls(release=int(raw["release"]),
+                           expires=date.fromisoformat(raw["expires"]),
+                           created=str(raw["created"]), files=dict(raw["files"]),
+                           contents=dict(raw.get("contents", {})))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BundleError(f"The manifest is malformed ({exc}).") from None
+        for rel in manifest.files:  # signed, but never trusted to write outside the bundle
+            parts = PurePosixPath(rel).parts
+            if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
+                raise BundleError(f"The manifest names a path outside the bundle: {rel!r}.")
+        return manifest
 
 
 def sha256_path(path: Path) -> str:
