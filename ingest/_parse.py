@@ -16,7 +16,9 @@ from security import (
     SuspiciousArchiveError,
 )
 
+from . import _images as images
 from . import _structured as structured
+from ._images import IMAGE_FORMATS
 from ._structured import STRUCTURED
 from ._types import Block, BlockKind, ParsedDocument
 
@@ -44,6 +46,9 @@ class UnstructuredParser:
                 blocks, pages, ocr_pages = self._pdf(path)
             elif fmt in STRUCTURED:  # read by Greffier itself (encodings, ragged rows, bombs)
                 blocks, pages, ocr_pages = structured.parse(path, fmt), 1, 0
+            elif fmt in IMAGE_FORMATS:  # OCR, every page turned upright
+                blocks, pages = images.parse(path, self.languages)
+                ocr_pages = pages
             else:
                 blocks = _to_blocks(self._partition(path, fmt))
                 pages = max((b.page or 1 for b in blocks), default=0)
