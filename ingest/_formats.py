@@ -32,6 +32,26 @@ FORMATS: dict[str, str] = {
     ".txt": "txt",
     ".text": "txt",
     ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".xml": "xml",
+    ".rst": "rst",
+    ".org": "org",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".png": "png",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".bmp": "bmp",
+    ".gif": "gif",
+    ".webp": "webp",
+    ".heic": "heic",
+    ".heif": "heic",
     ".eml": "eml",
     ".msg": "msg",
     ".epub": "epub",
@@ -40,7 +60,8 @@ FORMATS: dict[str, str] = {
     ".ppt": "ppt",
     ".xls": "xls",
 }
-TEXT_FORMATS = frozenset({"txt", "md", "csv", "html"})
+TEXT_FORMATS = frozenset({"txt", "md", "csv", "html", "tsv", "json", "ndjson", "yaml",
+                          "xml", "rst", "org"})
 ZIP_FORMATS = frozenset({"docx", "pptx", "xlsx", "odt", "epub"})
 OLE_FORMATS = frozenset({"doc", "ppt", "xls", "msg"})
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"

@@ -9,8 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from security import EmptyDocumentError, EncryptedDocumentError, ParseFailedError
+from security import (
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    ParseFailedError,
+    SuspiciousArchiveError,
+)
 
+from . import _images as images
+from . import _structured as structured
+from ._images import IMAGE_FORMATS
+from ._structured import STRUCTURED
 from ._types import Block, BlockKind, ParsedDocument
 
 _SKIP = frozenset({"Header", "Footer", "PageBreak", "PageNumber", "Image", "FigureCaption"})
@@ -35,11 +44,17 @@ class UnstructuredParser:
         try:
             if fmt == "pdf":
                 blocks, pages, ocr_pages = self._pdf(path)
+            elif fmt in STRUCTURED:  # read by Greffier itself (encodings, ragged rows, bombs)
+                blocks, pages, ocr_pages = structured.parse(path, fmt), 1, 0
+            elif fmt in IMAGE_FORMATS:  # OCR, every page turned upright
+                blocks, pages = images.parse(path, self.languages)
+                ocr_pages = pages
             else:
                 blocks = _to_blocks(self._partition(path, fmt))
                 pages = max((b.page or 1 for b in blocks), default=0)
                 ocr_pages = 0
-        except (EmptyDocumentError, EncryptedDocumentError, ParseFailedError):
+        except (EmptyDocumentError, EncryptedDocumentError, ParseFailedError,
+                SuspiciousArchiveError):
             raise
         except Exception as exc:  # any library failure becomes one clear per-file error
             raise _convert(exc, fmt) from exc
