@@ -4,7 +4,6 @@ goes up), the expiry date, and what the bundle holds. ``manifest.json`` is what 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -13,12 +12,11 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from security import BundleError
+from security import BundleError, sha256_file
 
 FORMAT = "greffier-bundle/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.minisig"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -55,14 +53,6 @@ class Manifest:
         return manifest
 
 
-def sha256_path(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def walk(root: Path) -> dict[str, Path]:
     """Every file under ``root`` by its relative path, except the manifest and its
     signature. Anything but folders and regular files is refused (a link could point out of
@@ -81,7 +71,7 @@ def walk(root: Path) -> dict[str, Path]:
 
 
 def describe(root: Path) -> dict[str, dict[str, Any]]:
-    return {rel: {"sha256": sha256_path(p), "size": p.stat().st_size}
+    return {rel: {"sha256": sha256_file(p), "size": p.stat().st_size}
             for rel, p in walk(root).items()}
 
 
@@ -97,6 +87,6 @@ def problems(root: Path, manifest: Manifest) -> list[str]:
             continue
         if path.stat().st_size != expected.get("size"):
             out.append(f"{rel}: size {path.stat().st_size}, expected {expected.get('size')}")
-        elif sha256_path(path) != expected.get("sha256"):
+        elif sha256_file(path) != expected.get("sha256"):
             out.append(f"{rel}: sha256 differs from the manifest (altered)")
     return out
