@@ -20,6 +20,7 @@ Library errors (unstructured, Qdrant, torch) are converted at the package bounda
     ├── StoreError             the vector store refused an operation or is inconsistent
     ├── DirectoryError         the LDAP directory cannot be reached, refuses the service
     │                          account's bind, or lacks a configured base DN
+    ├── SsoError               the OpenID provider cannot be reached or answers unusably
     └── RequestError           a caller's request cannot be served (the service layer)
         ├── AuthError              not authenticated: no, wrong or expired credentials
         ├── ForbiddenError         authenticated, but the role or token scope does not allow it
@@ -104,6 +105,11 @@ class StoreError(GreffierError):
 class DirectoryError(GreffierError):
     """The LDAP / Active Directory server is unreachable, refused the service account's
     bind, or has no entry at a configured base DN. Nothing was changed."""
+
+
+class SsoError(GreffierError):
+    """The OpenID Connect provider is unreachable, or its discovery document, keys or token
+    answer are unusable. Nobody was signed in."""
 
 
 class RequestError(GreffierError):
