@@ -108,12 +108,7 @@ class Glewlwyd:
                            "profile-read": True, "profile-write": False}
         _ok(admin.put(f"{self.api}/mod/user/database", json=module))
         _ok(admin.put(f"{self.api}/mod/user/database/reset"))
-        key = self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-        public = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        private, public = self._new_key()
         _ok(admin.post(f"{self.api}/mod/plugin/", json={
             "module": "oidc", "name": PLUGIN, "display_name": "OpenID Connect", "enabled": True,
             "parameters": {
@@ -140,6 +135,23 @@ class Glewlwyd:
                 "password": CLIENT_SECRET, "redirect_uri": [redirect_uri],
                 "authorization_type": ["code"], "token_endpoint_auth_method":
                     ["client_secret_basic", "client_secret_post"], "scope": []}))
+
+    def _new_key(self) -> tuple[str, str]:
+        key = self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return private, public
+
+    def rotate_key(self) -> None:
+        """A new signing key (and kid) for the provider, in use at once."""
+        admin = self.admin()
+        plugin = _ok(admin.get(f"{self.api}/mod/plugin/{PLUGIN}")).json()
+        plugin["parameters"]["key"], plugin["parameters"]["cert"] = self._new_key()
+        _ok(admin.put(f"{self.api}/mod/plugin/{PLUGIN}", json=plugin))
+        _ok(admin.put(f"{self.api}/mod/plugin/{PLUGIN}/reset"))
 
     def admin(self) -> httpx.Client:
         if self._admin is None:

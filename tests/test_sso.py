@@ -321,6 +321,51 @@ def test_unsafe_sso_settings_are_refused(tmp_path: Path) -> None:
     assert not load_settings(None, data_dir=tmp_path).oidc.enabled
 
 
+def test_the_client_secret_comes_from_an_owner_only_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from appliance._oidc_settings import client_secret
+
+    path = tmp_path / "oidc-secret"
+    path.write_text("s3cret from a file\n")
+    path.chmod(0o600)
+    monkeypatch.delenv("GREFFIER_OIDC_SECRET")
+    monkeypatch.setenv("GREFFIER_OIDC_SECRET_FILE", str(path))
+    assert client_secret() == "s3cret from a file"
+    path.chmod(0o644)
+    with pytest.raises(ConfigError):
+        client_secret()
+    monkeypatch.delenv("GREFFIER_OIDC_SECRET_FILE")
+    with pytest.raises(ConfigError, match="client secret"):
+        client_secret()
+
+
+def test_a_new_provider_key_is_fetched_when_a_token_names_an_unknown_kid(
+        api: Api, glewlwyd: Glewlwyd) -> None:  # noqa: F811
+    """(Last: it rotates the provider's key.) The keys are cached; an unknown kid refetches
+    them, at most every 30 s; a token whose kid is still unknown is refused."""
+    from appliance.service._oidc import SsoState
+    from appliance.service._oidc_provider import Provider
+
+    now = [time.time()]
+    provider = Provider(api.rt.settings.oidc, clock=lambda: now[0])
+    old = str(provider.keys().keys[0].kid)
+    glewlwyd.rotate_key()
+    api.rt.sso = SsoState()  # the app's own cache starts afresh for the rest
+    token = _issue(glewlwyd, CLIENT, "n-3")
+    with pytest.raises(TokenRefused):  # refetched less than 30 s ago: not yet
+        provider.validate(token, "n-3")
+    now[0] += 31
+    assert provider.validate(token, "n-3")["nonce"] == "n-3"  # refetched, found
+    assert str(provider.keys().keys[0].kid) != old
+    now[0] += 31
+    stranger = _sign(rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                     _real_claims(api, glewlwyd), kid="not-a-kid-of-the-provider")
+    with pytest.raises(TokenRefused):
+        provider.validate(stranger, "n-1")
+    client, _csrf = _sso(api, glewlwyd, glewlwyd.user("yann", []))  # the full flow again
+    client.close()
+
+
 # -- helpers ----------------------------------------------------------------------------------
 def _dead_port() -> int:
     import socket
