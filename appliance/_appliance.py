@@ -46,6 +46,7 @@ from ._keys import (
     rotate_kek,
     unseal_keys,
 )
+from ._oidc_settings import provider_hosts
 from ._originals import export_original, stream_original
 from ._receipts import record_answer, record_search
 from ._settings import Settings
@@ -108,7 +109,7 @@ class Appliance:
         """
         set_offline_environment()
         forbid_network(settings.security.allowed_hosts + store_hosts(settings)
-                       + directory_hosts(settings.ldap))
+                       + directory_hosts(settings.ldap) + provider_hosts(settings.oidc))
         user = user or current_user()
         held: _Closable = lock_data_dir(settings.data_dir) if lock is None \
             else BorrowedLock(lock)

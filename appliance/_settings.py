@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from security import ConfigError
 
 from ._directory_settings import LdapSettings
+from ._oidc_settings import OidcSettings
 
 CONFIG_ENV = "GREFFIER_CONFIG"
 DEFAULT_CONFIG_PATHS = (Path("greffier.toml"), Path("/etc/greffier/greffier.toml"))
@@ -169,6 +170,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     # Directory groups (LDAP / Active Directory): appliance/_directory_settings.py
     ldap: LdapSettings = Field(default_factory=LdapSettings)  # type: ignore[arg-type]
+    # Single sign-on (OpenID Connect): appliance/_oidc_settings.py
+    oidc: OidcSettings = Field(default_factory=OidcSettings)  # type: ignore[arg-type]
 
     def database_url(self) -> str:
         """The metadata database: the configured URL, else SQLite in the data directory."""

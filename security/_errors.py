@@ -20,6 +20,7 @@ Library errors (unstructured, Qdrant, torch) are converted at the package bounda
     ├── StoreError             the vector store refused an operation or is inconsistent
     ├── DirectoryError         the LDAP directory cannot be reached, refuses the service
     │                          account's bind, or lacks a configured base DN
+    ├── SsoError               the OpenID provider cannot be reached or answers unusably
     └── RequestError           a caller's request cannot be served (the service layer)
         ├── AuthError              not authenticated: no, wrong or expired credentials
         ├── ForbiddenError         authenticated, but the role or token scope does not allow it
@@ -109,6 +110,11 @@ class DirectoryError(GreffierError):
 class BundleError(GreffierError):
     """An offline bundle is refused (bad signature, a file changed, missing or extra, an
     older release, expired) or cannot be built. Nothing was installed or changed."""
+
+
+class SsoError(GreffierError):
+    """The OpenID Connect provider is unreachable, or its discovery document, keys or token
+    answer are unusable. Nobody was signed in."""
 
 
 class RequestError(GreffierError):

@@ -12,6 +12,7 @@ from . import (
     _documents,
     _groups,
     _identity,
+    _oidc,
     _openai,
     _openapi,
     _problems,
@@ -75,6 +76,7 @@ def create_app(rt: Runtime, *, local_socket: bool = False) -> FastAPI:
     for module in (_system, _answers, _documents, _sources, _audit, _identity, _groups, _openai):
         app.include_router(module.router)
     app.include_router(_directory.router)  # directory groups (LDAP)
+    app.include_router(_oidc.router)  # single sign-on (OpenID Connect)
     app.add_middleware(
         Guard, metrics=metrics, per_ip=RateLimiter(api.rate_per_ip),
         max_body=api.max_body_kb * 1024, max_upload=api.max_upload_mb * 1024 * 1024,

@@ -17,6 +17,7 @@ from security import (
     IngestError,
     RequestError,
     SealedError,
+    SsoError,
     ThrottledError,
     UnsealWaitError,
     UnsupportedFormatError,
@@ -49,6 +50,8 @@ def status_of(exc: GreffierError) -> tuple[int, str]:
         return 503, "sealed"
     if isinstance(exc, DirectoryError):  # the admin needs its message to fix it
         return 503, "directory-unavailable"
+    if isinstance(exc, SsoError):  # the admin needs its message to fix it
+        return 503, "sso-unavailable"
     if isinstance(exc, RequestError):
         return exc.status, exc.code
     if isinstance(exc, UnsupportedFormatError):
@@ -74,7 +77,8 @@ def install(app: FastAPI) -> None:
         elif hidden := getattr(exc, "denied_reason", None):  # a 404 that hides a refusal
             await _record_denial(request, exc, str(hidden))
         if status == 503:
-            title = (_DIRECTORY_TITLE if code == "directory-unavailable" else _TITLES[503])
+            title = {"directory-unavailable": _DIRECTORY_TITLE,
+                     "sso-unavailable": _SSO_TITLE}.get(code, _TITLES[503])
             return problem(status, title, exc.message, code=code, hint=exc.hint,
                            headers=headers)
         if status >= 500:  # the details (paths, internals) stay in the server's log
@@ -122,6 +126,7 @@ async def _record_denial(request: Request, exc: GreffierError, reason: str) -> N
 
 
 _DIRECTORY_TITLE = "The directory (LDAP) is unavailable"
+_SSO_TITLE = "Single sign-on (the OpenID provider) is unavailable"
 _TITLES = {
     400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Content too large",

@@ -147,7 +147,7 @@ class Sessions(Core):
         return AuthError(_WRONG, hint=_WRONG_HINT)
 
     def _open(self, s: Session, user: User, mfa: bool, client: str, now: float,
-              new_hash: str | None) -> LoginResult:
+              new_hash: str | None, via: str | None = None) -> LoginResult:
         user.failed_logins = user.lockouts = 0
         user.locked_until = None
         if new_hash is not None:
@@ -160,8 +160,14 @@ class Sessions(Core):
         expires = now + self.policy.session_hours * 3600
         s.add(SessionRow(id=token_hash(token), user_id=user.id, csrf_hash=token_hash(csrf),
                          mfa=mfa, created_at=now, last_seen_at=now, expires_at=expires))
-        self.audit("login", user.name, {"client": client, "mfa": mfa})
+        self.audit("login", user.name, {"client": client, "mfa": mfa,
+                                        **({"via": via} if via else {})})
         return LoginResult(token, csrf, self.principal(s, user, via="session", mfa=mfa), expires)
+
+    def open_session(self, s: Session, user: User, mfa: bool, client: str, now: float, *,
+                     via: str) -> LoginResult:
+        """A session for ``user``, whom another method (single sign-on) authenticated."""
+        return self._open(s, user, mfa, client, now, None, via=via)
 
     def session(self, token: str) -> Principal:
         """The principal of a session cookie; AuthError once it is idle, too old or gone."""

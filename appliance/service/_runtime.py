@@ -25,6 +25,12 @@ from ._directory_state import DirectoryState
 from ._jobs import Jobs
 
 
+def _sso_state() -> Any:
+    from ._oidc import SsoState
+
+    return SsoState()
+
+
 class Runtime:
     """Settings, the held data directory, and (once unsealed) the appliance."""
 
@@ -45,6 +51,7 @@ class Runtime:
         self._audited: Appliance | None = None  # whose log the identity service writes to
         self.jobs = Jobs()
         self.directory_state = DirectoryState()  # directory syncs: one at a time, the last
+        self.sso = _sso_state()  # single sign-on: the provider's cache, pending sign-ins
         # Stage timings (search, generation, ingest), set by the API to feed its metrics.
         self.observe: Callable[..., None] = lambda name, seconds, **labels: None
         self.count: Callable[..., None] = lambda name, amount=1.0, **labels: None
